@@ -1,0 +1,1 @@
+"""Benchmarks whose results are written to docs/ (run each as ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,32 @@
+"""emofer: facial emotion recognition over ONNX Runtime.
+
+    from emofer import EmotionRecognizer
+    rec = EmotionRecognizer.from_pretrained()   # bundled model, works offline
+    faces = rec.predict("photo.jpg")            # list[Face]
+"""
+
+from __future__ import annotations
+
+import logging
+
+__version__ = "0.1.0"
+
+from .errors import DetectorError, EmoferError, ImageReadError, ModelLoadError, VideoError  # noqa: E402
+from .results import Face  # noqa: E402
+from .recognizer import EmotionRecognizer  # noqa: E402
+from .draw import draw  # noqa: E402  (binds the function over the submodule's name)
+
+
+logging.getLogger("emofer").addHandler(logging.NullHandler())
+
+__all__ = [
+    "EmotionRecognizer",
+    "Face",
+    "draw",
+    "EmoferError",
+    "ModelLoadError",
+    "ImageReadError",
+    "DetectorError",
+    "VideoError",
+    "__version__",
+]

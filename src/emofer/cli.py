@@ -1,0 +1,277 @@
+"""The ``emofer`` command: emotions of images, folders and videos; environment and model cache.
+
+    emofer predict photo.jpg photos/ --csv > faces.csv
+    emofer predict photos/ --out annotated/ --bars
+    emofer video clip.mp4 --out annotated.mp4 --table faces.csv --every 2
+    emofer download emofer/fer7 --revision v1
+    emofer info
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from . import __version__, hub
+from .config import CONFIG_NAME, MODEL_NAME
+from .detect import NAMES as DETECTOR_NAMES
+from .draw import draw
+from .errors import EmoferError, ImageReadError
+from .io import load_image
+from .progress import Progress
+from .table import RowWriter
+
+if TYPE_CHECKING:
+    from .recognizer import EmotionRecognizer
+
+__all__ = ["main", "IMAGE_SUFFIXES"]
+
+log = logging.getLogger("emofer")
+
+#: Files ``predict`` picks up inside folders (files named directly are always tried).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jp2", ".pgm", ".ppm"})
+#: Suffixes OpenCV can write; annotated copies of other images are saved as PNG.
+WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+EXIT_OK, EXIT_UNREADABLE, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 some input unreadable, 2 error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="emofer: %(message)s")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.run(args)
+    except EmoferError as exc:
+        print(f"emofer: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("emofer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emofer", description="Facial emotion recognition.")
+    parser.add_argument("--version", action="version", version=f"emofer {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded from where")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
+    model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
+    model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
+
+    predict = commands.add_parser("predict", parents=[model], help="emotions of the faces in images and folders")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders (searched recursively)")
+    form = predict.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="one JSON object per face (JSON lines)")
+    form.add_argument("--csv", action="store_true", help="one CSV row per face, with a header")
+    predict.add_argument("--out", type=Path, default=None, help="folder for annotated copies of the images")
+    predict.set_defaults(run=_predict)
+
+    video = commands.add_parser("video", parents=[model], help="emotions over a video file or camera")
+    video.add_argument("source", help="video file, stream URL or camera index (0, 1, ...)")
+    video.add_argument("--out", type=Path, default=None, help="annotated video to write (.mp4, .avi)")
+    video.add_argument("--table", type=Path, default=None, help="per-face table to write (.csv, .json, .jsonl)")
+    video.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
+    video.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N analysed frames")
+    video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
+    video.set_defaults(run=_video)
+
+    download = commands.add_parser("download", help="fetch a model (and optionally YuNet) into the cache for offline use")
+    download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
+    download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
+    download.add_argument("--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
+    download.add_argument("--yunet", action="store_true", help='also fetch the YuNet face detector (detector="auto" then uses it)')
+    download.set_defaults(run=_download)
+
+    info = commands.add_parser("info", help="versions, accelerators, GUI support and cached models")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
+    from .recognizer import EmotionRecognizer
+
+    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector)
+
+
+# -- predict ---------------------------------------------------------------------------------
+
+
+def _images(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
+    """(image path, its name under --out): files as given, folders searched recursively."""
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+                yield file, Path(path.name) / file.relative_to(path)
+        else:
+            yield path, Path(path.name)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    recognizer = _recognizer(args)
+    inputs = list(_images(args.paths))
+    fmt = "jsonl" if args.json else "csv" if args.csv else None
+    table = RowWriter(sys.stdout, fmt, ("file",), recognizer.labels) if fmt else None
+    show_progress = any(path.is_dir() for path in args.paths) and not sys.stdout.isatty()
+    bar = Progress(len(inputs), label="images") if show_progress else None
+    unreadable = 0
+    for path, name in inputs:
+        try:
+            image = load_image(path)
+        except ImageReadError as exc:
+            print(f"emofer: {exc}", file=sys.stderr)
+            unreadable += 1
+            continue
+        finally:
+            if bar is not None:
+                bar.update()
+        faces = recognizer.predict(image)
+        if table is not None:
+            for face in faces or [None]:
+                table.write({"file": str(path)}, face)
+        else:
+            found = ", ".join(f"{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces)
+            print(f"{path}: {found or 'no face found'}")
+        if args.out is not None:
+            _save(draw(image, faces, bars=args.bars), args.out / name)
+    if table is not None:
+        table.close()
+    if bar is not None:
+        bar.close()
+    if unreadable:
+        print(f"emofer: {unreadable} of {len(inputs)} inputs could not be read", file=sys.stderr)
+    return EXIT_UNREADABLE if unreadable else EXIT_OK
+
+
+def _save(image: np.ndarray, path: Path) -> None:
+    """Write an image with OpenCV's encoder (works for any path, unlike cv2.imwrite on Windows)."""
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        path = path.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise EmoferError(f"could not encode {path}")
+    path.write_bytes(encoded.tobytes())
+
+
+# -- video -----------------------------------------------------------------------------------
+
+
+def _video(args: argparse.Namespace) -> int:
+    from .video import FrameResult, analyze_video_frames, write_table, write_video
+
+    if args.out is None and args.table is None:
+        print("emofer: error: video needs --out annotated.mp4 and/or --table faces.csv", file=sys.stderr)
+        return EXIT_ERROR
+    if args.every < 1:
+        print("emofer: error: --every must be 1 or more", file=sys.stderr)
+        return EXIT_ERROR
+    recognizer = _recognizer(args)
+    pairs = analyze_video_frames(recognizer, args.source, every_n_frames=args.every, smooth=not args.no_smooth,
+                                 max_frames=args.max_frames, progress=True)
+    results = []
+
+    def keep(pairs: Iterator[tuple[np.ndarray, FrameResult]]) -> Iterator[tuple[np.ndarray, FrameResult]]:
+        for image, result in pairs:
+            results.append(result)
+            yield image, result
+
+    if args.out is not None:
+        write_video(keep(pairs), args.out, bars=args.bars)
+    else:
+        for _ in keep(pairs):
+            pass
+    if args.table is not None:
+        write_table(results, args.table, labels=recognizer.labels)
+    faces = sum(len(result.faces) for result in results)
+    written = " and ".join(str(p) for p in (args.out, args.table) if p is not None)
+    print(f"emofer: {len(results)} frames, {faces} faces; wrote {written}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- download and info -------------------------------------------------------------------------
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .detect import YuNetDetector
+    from .recognizer import EmotionRecognizer
+
+    if args.model is None and not args.yunet:
+        print("emofer: error: name a model to download (e.g. emofer/fer7) and/or pass --yunet", file=sys.stderr)
+        return EXIT_ERROR
+    if args.model is not None:
+        recognizer = EmotionRecognizer.from_pretrained(
+            args.model, revision=args.revision, cache_dir=args.cache_dir, detector="none"
+        )
+        folder = recognizer.classifier.model_path.parent
+        print(f"{args.model}: {recognizer.config.name} ({', '.join(recognizer.labels)}) ready in {folder}")
+    if args.yunet:
+        detector = YuNetDetector(cache_dir=args.cache_dir)
+        print(f"YuNet face detector ready at {detector.weights}")
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    import huggingface_hub
+    import numpy
+    import onnxruntime
+    from huggingface_hub import constants as hf_constants
+
+    from .cam import opencv_gui
+    from .detect import yunet
+
+    gui = opencv_gui()
+    weights = yunet.cached_weights()
+    rows = [
+        ("emofer", f"{__version__} ({Path(__file__).resolve().parent})"),
+        ("python", f"{platform.python_version()} on {platform.platform(terse=True)}"),
+        ("numpy", numpy.__version__),
+        ("onnxruntime", f"{onnxruntime.__version__}, providers: {', '.join(onnxruntime.get_available_providers())}"),
+        ("opencv", f"{cv2.__version__}, " + (f"GUI: {gui}" if gui else "headless (no windows: emofer-cam needs --no-window)")),
+        ("haar cascades", "available" if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data") else
+         'missing (opencv-python 5): pip install "opencv-python<5" or use detector="yunet"'),
+        ("yunet weights", str(weights) if weights else 'not cached: detector="auto" uses Haar '
+         "(`emofer download --yunet` fetches it)"),
+        ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),
+        ("bundled models", ", ".join(hub.bundled_models()) or "none"),
+        ("cached models", ", ".join(_cached_models()) or "none"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _cached_models() -> list[str]:
+    """Hub repos in the cache that hold an emofer model (config.json and model.onnx)."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        cache = scan_cache_dir()
+    except Exception:  # no cache folder yet, or one huggingface_hub cannot read: nothing to list
+        return []
+    found = []
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        for revision in repo.revisions:
+            names = {file.file_name for file in revision.files}
+            if repo.repo_type == "model" and {CONFIG_NAME, MODEL_NAME} <= names:
+                found.append(repo.repo_id)
+                break
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""OpenCV's frontal-face Haar cascade: ships with opencv-python < 5, needs no download."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..errors import DetectorError
+from .base import ScaledDetector
+
+__all__ = ["HaarDetector"]
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+#: Images are scaled down so their longer side is at most this many pixels before detection.
+MAX_SIDE = 800
+SCALE_FACTOR = 1.1
+MIN_NEIGHBORS = 5
+#: Smallest face searched for, as a fraction of the image's shorter side ...
+MIN_FACE_FRACTION = 0.05
+#: ... but never below the cascade's own 24 x 24 window.
+MIN_FACE_PIXELS = 24
+
+_NO_CASCADES = (
+    "this OpenCV build has no Haar cascades (opencv-python 5 removed cv2.CascadeClassifier); "
+    'install OpenCV 4 with pip install "opencv-python<5", or use detector="yunet"'
+)
+
+
+class HaarDetector(ScaledDetector):
+    """Frontal faces by Viola-Jones cascade on the equalised grey image; no scores, no landmarks."""
+
+    name = "haar"
+    max_side = MAX_SIDE
+    _transient = ("_lock", "_cascade")
+
+    def __init__(
+        self,
+        *,
+        scale_factor: float = SCALE_FACTOR,
+        min_neighbors: int = MIN_NEIGHBORS,
+        min_face_fraction: float = MIN_FACE_FRACTION,
+    ) -> None:
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face_fraction = min_face_fraction
+        super().__init__()
+
+    def _load(self) -> None:
+        classifier = getattr(cv2, "CascadeClassifier", None)
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        if classifier is None or folder is None:
+            raise DetectorError(_NO_CASCADES)
+        self._cascade = classifier(folder + CASCADE_FILE)
+        if self._cascade.empty():
+            raise DetectorError(
+                f"OpenCV could not load its Haar cascade {folder + CASCADE_FILE}; "
+                'reinstall opencv-python or use detector="yunet"'
+            )
+
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, None, None]:
+        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        side = max(MIN_FACE_PIXELS, round(self.min_face_fraction * min(gray.shape)))
+        boxes = self._cascade.detectMultiScale(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
+        )
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), None, None

@@ -1,0 +1,183 @@
+"""Where a model comes from: the bundled copy, a local folder, or a Hugging Face Hub repo.
+
+``resolve_model`` turns whatever the user passed to ``from_pretrained`` into a local folder
+holding ``model.onnx`` and ``config.json``. Hub downloads go through huggingface_hub, so its
+cache, revision pinning, ``HF_HUB_OFFLINE`` and ``local_files_only`` behave as users expect.
+A bundled model's name is also its Hub repo id: with no revision asked for, the copy in the
+wheel serves it, like a pre-filled cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from .config import CONFIG_NAME, MODEL_NAME
+from .errors import ModelLoadError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BUNDLED_ROOT",
+    "bundled_models",
+    "resolve_model",
+    "resolve_file",
+    "cached_file",
+]
+
+log = logging.getLogger("emofer")
+
+#: The model ``from_pretrained()`` serves when given nothing.
+DEFAULT_MODEL = "emofer/fer7"
+#: Folder of the models shipped inside the wheel, one sub-folder per model.
+BUNDLED_ROOT = Path(__file__).resolve().parent / "models"
+BUNDLED_OWNER = "emofer"
+#: Files fetched for a Hub model; the card is optional.
+MODEL_FILES = (CONFIG_NAME, MODEL_NAME)
+CARD_NAME = "README.md"
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def bundled_models() -> dict[str, Path]:
+    """Repo id -> folder of every model bundled in this installation."""
+    if not BUNDLED_ROOT.is_dir():
+        return {}
+    return {
+        f"{BUNDLED_OWNER}/{folder.name}": folder
+        for folder in sorted(BUNDLED_ROOT.iterdir())
+        if (folder / CONFIG_NAME).is_file()
+    }
+
+
+def resolve_model(
+    model: str | os.PathLike | None = None,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+) -> tuple[Path, Path]:
+    """Resolve ``model`` to ``(config.json path, model.onnx path)`` on local disk.
+
+    ``None`` is the bundled default; an existing folder or ``.onnx`` file is used as is (its
+    config.json beside it); a bundled name without ``revision`` is the bundled copy; anything
+    else is a Hub repo id downloaded (or read from the cache) with huggingface_hub.
+    """
+    name = DEFAULT_MODEL if model is None else model
+    path = Path(name)
+    if path.exists():
+        return _local(path)
+    name = str(name)
+    bundled = bundled_models().get(name)
+    if bundled is not None and revision is None:
+        log.debug("using bundled model %s from %s", name, bundled)
+        return bundled / CONFIG_NAME, bundled / MODEL_NAME
+    if model is None:
+        raise ModelLoadError(
+            f"the bundled default model {DEFAULT_MODEL} is missing from this installation "
+            f"({BUNDLED_ROOT}); reinstall emofer (pip install --force-reinstall emofer)"
+        )
+    if not _REPO_ID.match(name):
+        raise ModelLoadError(
+            f"{name!r} is neither an existing folder / .onnx file nor a Hub repo id like "
+            f"'{DEFAULT_MODEL}'; bundled models: {sorted(bundled_models())}"
+        )
+    config = resolve_file(name, CONFIG_NAME, revision=revision, cache_dir=cache_dir,
+                          local_files_only=local_files_only)
+    onnx = resolve_file(name, MODEL_NAME, revision=revision, cache_dir=cache_dir,
+                        local_files_only=local_files_only)
+    try:  # the model card is documentation only: fetch it if we can, never fail on it
+        resolve_file(name, CARD_NAME, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    except ModelLoadError:
+        pass
+    return config, onnx
+
+
+def _local(path: Path) -> tuple[Path, Path]:
+    if path.is_dir():
+        folder, onnx = path, path / MODEL_NAME
+        if not onnx.is_file():
+            candidates = sorted(path.glob("*.onnx"))
+            if len(candidates) != 1:
+                raise ModelLoadError(
+                    f"{path} holds no {MODEL_NAME}; a model folder needs model.onnx and config.json "
+                    "(export one with training/export.py)"
+                )
+            onnx = candidates[0]
+    elif path.suffix.lower() == ".onnx":
+        folder, onnx = path.parent, path
+    else:
+        raise ModelLoadError(f"{path} is not a model folder or an .onnx file")
+    config = folder / CONFIG_NAME
+    if not config.is_file():
+        raise ModelLoadError(
+            f"{config} is missing: emofer reads labels, input size and normalisation from the "
+            "config.json beside model.onnx (see docs/models.md for its fields)"
+        )
+    return config, onnx
+
+
+def resolve_file(
+    repo_or_path: str | os.PathLike,
+    filename: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+) -> Path:
+    """A local file path as is, else ``filename`` of Hub repo ``repo_or_path`` via the HF cache."""
+    path = Path(repo_or_path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / filename).is_file():
+            return path / filename
+        raise ModelLoadError(f"{path / filename} does not exist")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    from . import __version__
+
+    repo = str(repo_or_path)
+    where = f"{repo}/{filename}" + (f" at revision {revision}" if revision else "")
+    try:
+        return Path(
+            hf_hub_download(
+                repo,
+                filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                library_name="emofer",
+                library_version=__version__,
+            )
+        )
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise ModelLoadError(
+            f"{where} is not in the Hugging Face cache and the Hub could not be reached "
+            "(offline, HF_HUB_OFFLINE=1 or local_files_only=True). Download it once while online "
+            f"with `emofer download {repo}`"
+            + (f" --revision {revision}" if revision else "")
+            + ", or pass a local model folder"
+        ) from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise ModelLoadError(f"{repo} has no revision {revision!r}; check the tag, branch or commit") from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise ModelLoadError(
+            f"Hub repo {repo} does not exist or is private (log in with `hf auth login` for private "
+            f"repos); bundled models: {sorted(bundled_models())}"
+        ) from exc
+    except hf_errors.EntryNotFoundError as exc:
+        raise ModelLoadError(f"Hub repo {repo} has no file {filename}; is it an emofer model?") from exc
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"could not download {where}: {exc}") from exc
+
+
+def cached_file(
+    repo: str, filename: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path | None:
+    """The cached copy of a Hub file, or None; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir, revision=revision)
+    return Path(found) if isinstance(found, str) else None

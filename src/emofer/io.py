@@ -1,0 +1,124 @@
+"""Image decoding: paths, encoded bytes and arrays -> uint8 BGR pixels, with clear errors.
+
+Rules, in one place:
+- paths and bytes are decoded by OpenCV with IMREAD_COLOR, which applies the EXIF orientation
+  (a phone photo comes out upright) and gives 8-bit BGR; animated images give their first frame.
+- arrays are taken as BGR (OpenCV's order) unless ``color="rgb"``; shapes (H, W), (H, W, 1),
+  (H, W, 3) and (H, W, 4) are accepted. uint8 is used as is; uint16 is scaled by 1/257;
+  float arrays are read as 0-1 when their maximum is <= 1, else as 0-255 (clipped); other
+  integer arrays must hold values in 0-255. Boolean arrays, NaN/inf, and empty arrays are
+  rejected with an ImageReadError that says what to pass instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .errors import ImageReadError
+
+__all__ = ["ImageInput", "load_image", "as_uint8", "COLOR_ORDERS"]
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+COLOR_ORDERS = ("bgr", "rgb")
+
+
+def load_image(image: ImageInput, color: str = "bgr") -> np.ndarray:
+    """Any supported image input -> a C-contiguous uint8 (H, W, 3) BGR array."""
+    if color not in COLOR_ORDERS:
+        raise ImageReadError(f"color must be one of {COLOR_ORDERS}, got {color!r}")
+    if isinstance(image, np.ndarray):
+        pixels = as_uint8(image, color)
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        pixels = _decode(bytes(image), "the given bytes")
+    elif isinstance(image, (str, os.PathLike)):
+        pixels = _decode(_read_file(Path(image)), str(image))
+    elif image is None:
+        raise ImageReadError("image is None; pass a file path, encoded image bytes or a numpy array")
+    else:
+        raise ImageReadError(
+            f"cannot read an image from a {type(image).__name__}; "
+            "pass a file path, encoded image bytes or a numpy array"
+        )
+    return _to_bgr(pixels)
+
+
+def as_uint8(array: np.ndarray, color: str = "bgr") -> np.ndarray:
+    """Validate an image array and return it as uint8 with 1, 3 (BGR) or 4 (BGRA) channels."""
+    if color not in COLOR_ORDERS:
+        raise ImageReadError(f"color must be one of {COLOR_ORDERS}, got {color!r}")
+    if not isinstance(array, np.ndarray):
+        raise ImageReadError(f"expected a numpy array, got {type(array).__name__}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageReadError(
+            f"image array has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageReadError(f"image array is empty (shape {array.shape})")
+    array = _to_uint8_values(array)
+    if color == "rgb" and array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8_values(array: np.ndarray) -> np.ndarray:
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array
+    if kind == "b":
+        raise ImageReadError("image array is boolean (a mask?); pass uint8 0-255 or float 0-1 pixels")
+    if array.dtype == np.uint16:
+        return (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise ImageReadError("image array holds NaN or infinite values; pass finite pixel values")
+        peak = float(array.max())
+        scale = 255.0 if peak <= 1.0 else 1.0
+        return np.clip(array.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+    if kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise ImageReadError(
+                f"{array.dtype} image array holds values {low}..{high}; expected 0..255 "
+                "(convert it to uint8, or pass uint16 / float pixels)"
+            )
+        return array.astype(np.uint8)
+    raise ImageReadError(f"image arrays of dtype {array.dtype} are not supported; pass uint8, uint16 or float")
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        data = None if path.is_dir() else path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path} does not exist; check the path") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        raise ImageReadError(f"{path} could not be read ({getattr(exc, 'strerror', None) or exc})") from exc
+    if data is None:
+        raise ImageReadError(f"{path} is a directory; pass an image file (the CLI reads folders)")
+    return data
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    if not data:
+        raise ImageReadError(f"{where}: the file is empty (0 bytes)")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if pixels is None or pixels.size == 0:
+        raise ImageReadError(
+            f"{where} could not be decoded as an image (truncated, or not a format OpenCV reads: "
+            "JPEG, PNG, BMP, TIFF, WebP, GIF...)"
+        )
+    return pixels
+
+
+def _to_bgr(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(pixels)

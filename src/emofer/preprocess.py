@@ -1,0 +1,178 @@
+"""The single definition of face crop -> model tensor, shared by runtime and training.
+
+Everything a model needs to know about its input (size, channels, normalisation, crop
+margin) comes from its config.json; this module only turns those numbers into pixels.
+Training (``training/data.py``) imports these functions, so the pixels a model was trained on
+are made by exactly the code that feeds it at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import ImageReadError
+
+__all__ = [
+    "CropPolicy",
+    "Normalization",
+    "expand_box",
+    "crop_face",
+    "to_gray",
+    "resize_face",
+    "normalize",
+    "to_tensor",
+    "check_pixels",
+]
+
+#: Interpolation used to bring any face crop to the model's input size.
+#: INTER_AREA when shrinking (anti-aliased), INTER_LINEAR when enlarging.
+SHRINK_INTERPOLATION = cv2.INTER_AREA
+ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``tensor = (pixels * scale - mean) / std`` with pixels in 0..255."""
+
+    scale: float = 1.0 / 255.0
+    mean: float = 0.0
+    std: float = 1.0
+
+
+@dataclass(frozen=True)
+class CropPolicy:
+    """How a detector box becomes a face crop.
+
+    ``margin`` grows the box by that fraction of its side on every edge; ``square`` makes the
+    crop square around the box centre; ``shift_y`` moves the crop down by that fraction of the
+    side (detectors box the face a little higher or lower than FER2013's framing). Parts of the
+    crop outside the image are filled by replicating the border, so the face keeps its aspect.
+    """
+
+    margin: float = 0.0
+    square: bool = True
+    shift_y: float = 0.0
+
+
+def expand_box(box: Sequence[float], policy: CropPolicy) -> tuple[int, int, int, int]:
+    """Apply a crop policy to an (x, y, w, h) box; the result may extend past the image."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError) as exc:
+        raise ImageReadError(f"a face box must be four numbers (x, y, w, h), got {box!r}") from exc
+    cx, cy = x + w / 2.0, y + h / 2.0
+    if policy.square:
+        w = h = max(w, h)
+    w *= 1.0 + 2.0 * policy.margin
+    h *= 1.0 + 2.0 * policy.margin
+    cy += policy.shift_y * h
+    if not np.isfinite((cx - w / 2.0, cy - h / 2.0, w, h)).all():
+        raise ImageReadError(f"face box {tuple(box)} must hold finite numbers of pixels")
+    x0, y0 = int(round(cx - w / 2.0)), int(round(cy - h / 2.0))
+    return x0, y0, max(1, int(round(w))), max(1, int(round(h)))
+
+
+def crop_face(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np.ndarray:
+    """Cut the face of ``box`` out of ``image`` following ``policy`` (border replicated)."""
+    height, width = check_pixels(image, "an image").shape[:2]
+    x0, y0, w, h = expand_box(box, policy)
+    x1, y1 = x0 + w, y0 + h
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise ImageReadError(
+            f"face box {tuple(box)} lies outside the {width}x{height} image; "
+            "pass boxes in the image's pixel coordinates (x, y, w, h)"
+        )
+    inner = image[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+    pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
+    if any(pads):
+        inner = cv2.copyMakeBorder(inner, *pads, borderType=cv2.BORDER_REPLICATE)
+    return inner
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W) grey image from a uint8 (H, W), (H, W, 1), BGR or BGRA image."""
+    if check_pixels(image).ndim == 2:
+        return image
+    channels = image.shape[2]
+    if channels == 1:
+        return image[:, :, 0]
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+
+
+def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a crop to (height, width) with the interpolation fit for the direction."""
+    height, width = size
+    if check_pixels(face).shape[:2] == (height, width):
+        return face
+    shrinking = face.shape[0] * face.shape[1] > height * width
+    interpolation = SHRINK_INTERPOLATION if shrinking else ENLARGE_INTERPOLATION
+    return cv2.resize(face, (width, height), interpolation=interpolation)
+
+
+def normalize(pixels: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Map 0..255 pixels (any numeric dtype) to the model's float32 input range."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype.kind not in "buif":
+        raise ImageReadError(
+            f"normalize takes a real-valued pixel array, got {getattr(pixels, 'dtype', type(pixels).__name__)}"
+        )
+    tensor = pixels.astype(np.float32) * np.float32(norm.scale)
+    if norm.mean != 0.0:
+        tensor -= np.float32(norm.mean)
+    if norm.std != 1.0:
+        tensor /= np.float32(norm.std)
+    return tensor
+
+
+def to_tensor(
+    faces: Sequence[np.ndarray] | np.ndarray,
+    size: tuple[int, int],
+    channels: int,
+    norm: Normalization,
+) -> np.ndarray:
+    """Stack uint8 face crops of any size into one float32 (N, H, W, C) model input.
+
+    ``faces`` is a list of (h, w[, c]) uint8 crops (grey, BGR or BGRA) or one uint8
+    (N, h, w[, c]) array. ``channels`` is 1 (grey) or 3 (BGR).
+    """
+    height, width = size
+    batch = np.empty((len(faces), height, width), np.uint8) if channels == 1 else np.empty(
+        (len(faces), height, width, 3), np.uint8
+    )
+    for i, face in enumerate(faces):
+        if channels == 1:
+            batch[i] = resize_face(to_gray(face), size)
+        else:
+            batch[i] = resize_face(_to_bgr(face), size)
+    tensor = normalize(batch, norm)
+    return tensor[..., None] if channels == 1 else tensor
+
+
+def check_pixels(image: np.ndarray, what: str = "a face crop") -> np.ndarray:
+    """``image`` if it is a non-empty uint8 (H, W), (H, W, 1), BGR or BGRA array, else ImageReadError."""
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))
+        or image.size == 0
+    ):
+        raise ImageReadError(
+            f"{what} must be a non-empty uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got "
+            f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}; "
+            "convert it with emofer.io.as_uint8"
+        )
+    return image
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    if check_pixels(image).ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image

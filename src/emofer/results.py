@@ -1,0 +1,48 @@
+"""Public result types: plain, frozen, JSON-friendly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Face", "Box"]
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: its box (x, y, w, h) in original-image pixels and per-emotion probabilities.
+
+    ``probabilities`` keeps the model's label order; ``score`` is the detector's confidence
+    (None when the box came from the caller or the whole image); ``track_id`` is set by the
+    video path only.
+    """
+
+    box: Box
+    probabilities: dict[str, float]
+    score: float | None = None
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    track_id: int | None = None
+
+    @property
+    def emotion(self) -> str:
+        """The most probable label."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of :attr:`emotion`."""
+        return self.probabilities[self.emotion]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types only, ready for ``json.dumps``."""
+        return {
+            "box": [int(v) for v in self.box],
+            "score": None if self.score is None else float(self.score),
+            "landmarks": None if self.landmarks is None else [[float(x), float(y)] for x, y in self.landmarks],
+            "emotion": self.emotion,
+            "confidence": float(self.confidence),
+            "probabilities": {str(k): float(v) for k, v in self.probabilities.items()},
+            "track_id": None if self.track_id is None else int(self.track_id),
+        }

@@ -1,0 +1,439 @@
+"""Video: frames from files or cameras, face tracks across frames, smoothed emotions, outputs.
+
+    for result in recognizer.predict_video("clip.mp4", every_n_frames=2):
+        print(result.frame_index, [face.emotion for face in result.faces])
+
+Faces are followed from frame to frame by box overlap (:class:`IoUTracker`); each track's
+probabilities are averaged over time and its label only switches when another emotion wins
+clearly (:class:`Smoother`), so labels do not flicker on every frame.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
+
+import cv2
+import numpy as np
+
+from .boxes import match
+from .draw import draw
+from .errors import VideoError
+from .progress import Progress
+from .results import Face
+from .table import RowWriter, format_for
+
+if TYPE_CHECKING:
+    from .recognizer import EmotionRecognizer
+
+__all__ = [
+    "VideoSource",
+    "VideoFrame",
+    "VideoReader",
+    "iter_frames",
+    "IoUTracker",
+    "Smoother",
+    "TrackedFace",
+    "FrameResult",
+    "analyze_video",
+    "analyze_video_frames",
+    "VideoFileWriter",
+    "write_video",
+    "write_table",
+]
+
+VideoSource = Union[int, str, os.PathLike]
+
+#: Frame rate assumed when a video does not say and it cannot be measured.
+DEFAULT_FPS = 30.0
+#: A face in the next frame continues a track when their boxes overlap at least this much.
+TRACK_IOU = 0.3
+#: A track that finds no face for this many processed frames in a row ends.
+MAX_MISSED_FRAMES = 10
+#: Weight of the newest frame in a track's moving average of probabilities.
+SMOOTHING_ALPHA = 0.3
+#: A track's label switches only when the new top emotion leads the current one by this much.
+HYSTERESIS_MARGIN = 0.1
+#: Video codec (FourCC) by output file suffix.
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class VideoFrame(NamedTuple):
+    """One decoded frame: its index in the source, its time and its uint8 BGR pixels."""
+
+    index: int
+    timestamp_ms: float
+    image: np.ndarray
+
+
+class VideoReader:
+    """An opened video file, stream URL or camera; iterate :meth:`frames`, then :meth:`close`.
+
+    A camera is an int (or a string of digits that is not a file). Raises VideoError when the
+    source cannot be opened.
+    """
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.is_camera = isinstance(source, int) or (
+            isinstance(source, str) and source.isdigit() and not Path(source).exists()
+        )
+        if self.is_camera:
+            self._capture = cv2.VideoCapture(int(source))
+            if not self._capture.isOpened():
+                raise VideoError(
+                    f"camera {int(source)} could not be opened: it does not exist, is in use by "
+                    "another program, or this process may not use it; try another index (0, 1, ...) "
+                    "or pass a video file"
+                )
+        else:
+            text = os.fspath(source)
+            if "://" not in text and not Path(text).is_file():
+                raise VideoError(f"video file {text} does not exist; check the path")
+            self._capture = cv2.VideoCapture(text)
+            if not self._capture.isOpened():
+                raise VideoError(
+                    f"{text} could not be opened as a video (damaged, or a codec this OpenCV build "
+                    "lacks); convert it with e.g. ffmpeg -i in.mov -c:v libx264 out.mp4"
+                )
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
+        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if not self.is_camera and count and count > 0 else None
+
+    def frames(self, every_n_frames: int = 1) -> Iterator[VideoFrame]:
+        """Every ``every_n_frames``-th frame (skipped ones are not converted); VideoError if none can be read."""
+        if every_n_frames < 1:
+            raise ValueError(f"every_n_frames must be >= 1, got {every_n_frames}")
+        start = time.monotonic()
+        index = 0
+        while True:
+            if index % every_n_frames:
+                if not self._capture.grab():
+                    break
+                index += 1
+                continue
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                break
+            yield VideoFrame(index, self._timestamp_ms(index, start), image)
+            index += 1
+        if index == 0:
+            raise VideoError(f"no frame could be read from {self._name}; the video is empty or damaged")
+
+    def _timestamp_ms(self, index: int, start: float) -> float:
+        if self.is_camera:
+            return 1000.0 * (time.monotonic() - start)
+        position = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        if position > 0 or index == 0:
+            return round(float(position), 3)
+        return 1000.0 * index / (self.fps or DEFAULT_FPS)
+
+    @property
+    def _name(self) -> str:
+        return f"camera {int(self.source)}" if self.is_camera else os.fspath(self.source)
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[VideoFrame]:
+    """The frames of a video file or camera as (index, timestamp_ms, BGR image); frames may change size."""
+    with VideoReader(source) as reader:
+        yield from reader.frames(every_n_frames)
+
+
+# -- tracking and smoothing ------------------------------------------------------------------
+
+
+class IoUTracker:
+    """Gives each face box a track id, matching boxes to the previous ones greedily by IoU."""
+
+    def __init__(self, iou_threshold: float = TRACK_IOU, max_missed: int = MAX_MISSED_FRAMES) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self._tracks: dict[int, tuple[Sequence[float], int]] = {}  # id -> (last box, frames missed)
+        self._next_id = 1
+
+    @property
+    def active_ids(self) -> frozenset[int]:
+        """Ids of the tracks still alive (seen within the last ``max_missed`` frames)."""
+        return frozenset(self._tracks)
+
+    def update(self, boxes: Sequence[Sequence[float]]) -> list[int]:
+        """Track ids for this frame's ``boxes``, in their order; new faces get new ids."""
+        ids = list(self._tracks)
+        pairs = match([self._tracks[i][0] for i in ids], boxes, self.iou_threshold)
+        assigned: list[int | None] = [None] * len(boxes)
+        for track, box in pairs:
+            assigned[box] = ids[track]
+        for track_id in set(ids) - {ids[t] for t, _ in pairs}:
+            box, missed = self._tracks[track_id]
+            if missed + 1 > self.max_missed:
+                del self._tracks[track_id]
+            else:
+                self._tracks[track_id] = (box, missed + 1)
+        for i, box in enumerate(boxes):
+            if assigned[i] is None:
+                assigned[i] = self._next_id
+                self._next_id += 1
+            self._tracks[assigned[i]] = (box, 0)
+        return [int(i) for i in assigned]  # type: ignore[arg-type]
+
+    def reset(self) -> None:
+        """End all tracks (ids keep counting up, so they stay unique within a video)."""
+        self._tracks.clear()
+
+
+@dataclass(frozen=True)
+class TrackedFace(Face):
+    """A Face from a video whose emotion is held steady by hysteresis: ``emotion`` is
+    ``held_emotion`` (which may trail the top of the smoothed probabilities by < the margin)."""
+
+    held_emotion: str | None = None
+
+    @property
+    def emotion(self) -> str:
+        return self.held_emotion if self.held_emotion is not None else super().emotion
+
+
+class Smoother:
+    """Per-track exponential moving average of probabilities, with a sticky top label."""
+
+    def __init__(self, alpha: float = SMOOTHING_ALPHA, margin: float = HYSTERESIS_MARGIN) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self.margin = margin
+        self._state: dict[int, tuple[np.ndarray, int]] = {}  # track id -> (average, held label index)
+
+    def update(self, track_id: int, probabilities: Mapping[str, float]) -> tuple[dict[str, float], str]:
+        """Fold this frame's probabilities into the track; return (smoothed probabilities, held label)."""
+        labels = list(probabilities)
+        current = np.array([probabilities[label] for label in labels], np.float64)
+        state = self._state.get(track_id)
+        if state is None or len(state[0]) != len(current):
+            average, held = current, int(np.argmax(current))
+        else:
+            average = self.alpha * current + (1.0 - self.alpha) * state[0]
+            held = state[1]
+            top = int(np.argmax(average))
+            if average[top] - average[held] >= self.margin:
+                held = top
+        self._state[track_id] = (average, held)
+        return dict(zip(labels, average.tolist())), labels[held]
+
+    def smooth(self, face: Face) -> TrackedFace:
+        """``face`` (which must have a track_id) with its track's smoothed probabilities and label."""
+        if face.track_id is None:
+            raise ValueError("Smoother.smooth needs a face with a track_id (see IoUTracker)")
+        probabilities, label = self.update(face.track_id, face.probabilities)
+        values = {field.name: getattr(face, field.name) for field in fields(face)}
+        values.update(probabilities=probabilities, held_emotion=label)
+        return TrackedFace(**values)
+
+    def keep_only(self, track_ids: Iterable[int]) -> None:
+        """Forget tracks not in ``track_ids`` (those the tracker ended)."""
+        alive = set(track_ids)
+        for track_id in [t for t in self._state if t not in alive]:
+            del self._state[track_id]
+
+    def reset(self) -> None:
+        self._state.clear()
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The faces of one processed frame."""
+
+    frame_index: int
+    timestamp_ms: float
+    faces: tuple[Face, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types only, ready for ``json.dumps``."""
+        return {
+            "frame_index": int(self.frame_index),
+            "timestamp_ms": float(self.timestamp_ms),
+            "faces": [face.to_dict() for face in self.faces],
+        }
+
+
+def analyze_video_frames(
+    recognizer: EmotionRecognizer,
+    source: VideoSource,
+    *,
+    every_n_frames: int = 1,
+    smooth: bool = True,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> Iterator[tuple[np.ndarray, FrameResult]]:
+    """Like :func:`analyze_video`, but yields each processed frame's image with its result."""
+    with VideoReader(source) as reader:
+        total = None
+        if reader.frame_count is not None:
+            total = -(-reader.frame_count // every_n_frames)
+            total = total if max_frames is None else min(total, max_frames)
+        bar = Progress(total, label=Path(os.fspath(source)).name) if progress and not reader.is_camera else None
+        tracker, smoother, size = IoUTracker(), Smoother(), None
+        try:
+            for frame in islice(reader.frames(every_n_frames), max_frames):
+                if frame.image.shape != size:  # a new geometry: old boxes mean nothing here
+                    tracker.reset()
+                    smoother.reset()
+                    size = frame.image.shape
+                faces = recognizer.predict(frame.image)
+                ids = tracker.update([face.box for face in faces])
+                faces = [replace(face, track_id=track_id) for face, track_id in zip(faces, ids)]
+                if smooth:
+                    faces = [smoother.smooth(face) for face in faces]
+                    smoother.keep_only(tracker.active_ids)
+                yield frame.image, FrameResult(frame.index, frame.timestamp_ms, tuple(faces))
+                if bar is not None:
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def analyze_video(
+    recognizer: EmotionRecognizer,
+    source: VideoSource,
+    *,
+    every_n_frames: int = 1,
+    smooth: bool = True,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> Iterator[FrameResult]:
+    """One FrameResult per processed frame (also frames without faces) of a file or camera.
+
+    ``every_n_frames`` processes every n-th frame; ``smooth`` averages each face track's
+    probabilities over time with a sticky label; ``max_frames`` stops after that many
+    processed frames; ``progress`` draws a progress bar on stderr (files only).
+    """
+    for _, result in analyze_video_frames(
+        recognizer, source, every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames, progress=progress
+    ):
+        yield result
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+class VideoFileWriter:
+    """Writes BGR frames to a video file (.mp4, .avi, ...); the first frame sets the size.
+
+    Frames of another size are resized to it (a video has one frame size). With ``fps`` None
+    the rate is measured from the timestamps of the first two frames.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
+        self.path = Path(path)
+        self.codec = CODECS.get(self.path.suffix.lower())
+        if self.codec is None:
+            raise VideoError(f"cannot write video {self.path}: use a name ending in {', '.join(CODECS)}")
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._pending: tuple[np.ndarray, float | None] | None = None
+
+    def write(self, image: np.ndarray, timestamp_ms: float | None = None) -> None:
+        """Append one uint8 BGR frame; ``timestamp_ms`` is needed only while the rate is unknown."""
+        if self._writer is None and self.fps is None:
+            if self._pending is None:
+                self._pending = (image, timestamp_ms)
+                return
+            first, first_ms = self._pending
+            gap = timestamp_ms - first_ms if timestamp_ms is not None and first_ms is not None else 0.0
+            self.fps = 1000.0 / gap if gap > 0 else DEFAULT_FPS
+            self._pending = None
+            self._append(first)
+        self._append(image)
+
+    def _append(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            height, width = image.shape[:2]
+            self._size = (width, height)
+            self._writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*self.codec), float(self.fps or DEFAULT_FPS), self._size
+            )
+            if not self._writer.isOpened():
+                raise VideoError(f"OpenCV could not open {self.path} for writing ({self.codec}); check the folder exists")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush a lone pending frame and finish the file."""
+        if self._pending is not None:
+            self._append(self._pending[0])
+            self._pending = None
+        if self._writer is not None:
+            self._writer.release()
+
+    def __enter__(self) -> VideoFileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_video(
+    frames_and_results: Iterable[tuple[np.ndarray, FrameResult]],
+    path: str | os.PathLike,
+    fps: float | None = None,
+    *,
+    bars: bool = False,
+) -> int:
+    """Write the frames with their faces drawn to a video file; returns the number written.
+
+    ``fps`` None measures it from the results' timestamps (so ``every_n_frames`` keeps the
+    real speed). VideoError when there is no frame or the file cannot be written.
+    """
+    with VideoFileWriter(path, fps) as writer:
+        for image, result in frames_and_results:
+            writer.write(draw(image, result.faces, bars=bars), result.timestamp_ms)
+    if writer.frames == 0:
+        raise VideoError(f"no frames to write to {path}")
+    return writer.frames
+
+
+def write_table(
+    results: Iterable[FrameResult], path: str | os.PathLike, *, labels: Sequence[str] | None = None
+) -> int:
+    """Write one row per face (and one empty row per frame without faces) to .csv, .json or .jsonl.
+
+    ``labels`` orders the probability columns (default: as the faces list them). Returns the
+    number of rows.
+    """
+    fmt = format_for(path)
+    results = list(results)
+    if labels is None:
+        labels = list(dict.fromkeys(label for result in results for face in result.faces for label in face.probabilities))
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        table = RowWriter(stream, fmt, ("frame_index", "timestamp_ms"), labels)
+        for result in results:
+            keys = {"frame_index": result.frame_index, "timestamp_ms": round(result.timestamp_ms, 1)}
+            for face in result.faces or (None,):
+                table.write(keys, face)
+        table.close()
+        return table.rows

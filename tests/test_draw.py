@@ -1,0 +1,101 @@
+"""draw(): annotated copies, never in place, readable at any image size."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emofer import Face, draw
+from emofer.draw import EMOTION_COLORS, draw_text, label_color
+from emofer.io import load_image
+
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def face(box, top="happy", track_id=None):
+    probabilities = {label: 0.04 for label in LABELS}
+    probabilities[top] = 1.0 - 0.04 * (len(LABELS) - 1)
+    return Face(box=box, probabilities=probabilities, score=0.9, track_id=track_id)
+
+
+@pytest.fixture
+def photo(photo_path):
+    return load_image(photo_path)
+
+
+def test_draws_on_a_copy_and_leaves_the_input_alone(photo):
+    before = photo.copy()
+    out = draw(photo, [face((100, 80, 60, 60))], bars=True)
+    np.testing.assert_array_equal(photo, before)
+    assert out is not photo and not np.shares_memory(out, photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert (out != photo).any()
+
+
+def test_no_faces_gives_an_equal_copy(photo):
+    out = draw(photo, [])
+    assert out is not photo
+    np.testing.assert_array_equal(out, photo)
+
+
+def test_paths_and_grey_arrays_are_accepted(photo_path):
+    assert draw(photo_path, [face((10, 10, 40, 40))]).shape[2] == 3
+    grey = np.full((60, 80), 128, np.uint8)
+    assert draw(grey, [face((10, 10, 30, 30))]).shape == (60, 80, 3)
+
+
+def test_rgb_in_rgb_out(photo):
+    faces = [face((100, 80, 60, 60), "angry")]
+    rgb = np.ascontiguousarray(photo[:, :, ::-1])
+    np.testing.assert_array_equal(draw(rgb, faces, color="rgb"), draw(photo, faces)[:, :, ::-1])
+
+
+def test_the_box_is_drawn_in_the_emotion_colour():
+    blank = np.zeros((200, 200, 3), np.uint8)
+    out = draw(blank, [face((50, 100, 80, 80), "angry")])
+    assert tuple(out[140, 50]) == EMOTION_COLORS["angry"]  # the box's left edge, below the tag
+
+
+def test_bars_track_ids_and_text_add_ink(photo):
+    faces = [face((100, 80, 60, 60))]
+    plain = draw(photo, faces)
+    assert (draw(photo, faces, bars=True) != plain).sum() > (plain != photo).sum()
+    assert (draw(photo, [face((100, 80, 60, 60), track_id=7)]) != plain).any()
+
+
+@pytest.mark.parametrize("box", [(0, 0, 50, 50), (-30, -30, 60, 60), (170, 170, 60, 60), (0, 0, 200, 200),
+                                 (190, 5, 10, 10)])
+def test_faces_at_edges_and_beyond_stay_inside_the_canvas(box):
+    out = draw(np.zeros((200, 200, 3), np.uint8), [face(box)], bars=True)
+    assert out.shape == (200, 200, 3) and out.any()
+
+
+def test_marks_scale_with_the_image():
+    """The same scene at 4x the size (above the minimum sizes) is covered by about the same fraction of ink."""
+    def ink(side):
+        scale = side / 250
+        box = tuple(round(v * scale) for v in (60, 90, 70, 70))
+        return (draw(np.zeros((side, side, 3), np.uint8), [face(box)], bars=True) != 0).any(axis=2).mean()
+
+    small, large = ink(500), ink(2000)
+    assert 0.5 < large / small < 2.0
+
+
+def test_label_colours_are_stable_and_distinct():
+    colours = {label_color(label) for label in LABELS}
+    assert len(colours) == len(LABELS)
+    assert label_color("Happy") == EMOTION_COLORS["happy"]
+    assert label_color("confused") == label_color("confused")
+
+
+def test_draw_text_writes_in_place():
+    canvas = np.zeros((100, 200, 3), np.uint8)
+    draw_text(canvas, "12.5 FPS", (0, 0), background=(255, 255, 255))
+    assert canvas[:10, :30].any() and not canvas[60:].any()
+
+
+def test_drawn_photo_stays_a_valid_image(photo, tmp_path):
+    out = draw(photo, [face((100, 80, 60, 60), "surprise", 3)], bars=True)
+    assert cv2.imwrite(str(tmp_path / "annotated.png"), out)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "annotated.png")), out)

@@ -1,0 +1,105 @@
+"""Model resolution: bundled, local folder / .onnx, and the Hub through a pre-filled HF cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from emofer import hub
+from emofer.errors import ModelLoadError
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+OTHER = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+def fill_cache(cache: Path, repo: str, folder: Path, commit: str = COMMIT, refs=("main",)) -> Path:
+    """Lay ``folder``'s files out as huggingface_hub's cache does (refs/, snapshots/)."""
+    base = cache / ("models--" + repo.replace("/", "--"))
+    snapshot = base / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in folder.iterdir():
+        shutil.copy(file, snapshot / file.name)
+    (base / "refs").mkdir(exist_ok=True)
+    for ref in refs:
+        (base / "refs" / ref).write_text(commit)
+    return snapshot
+
+
+def test_local_folder_and_onnx_path(tiny_model_dir):
+    assert hub.resolve_model(tiny_model_dir) == (tiny_model_dir / "config.json", tiny_model_dir / "model.onnx")
+    assert hub.resolve_model(str(tiny_model_dir / "model.onnx"))[1] == tiny_model_dir / "model.onnx"
+
+
+def test_local_folder_without_config(tmp_path, tiny_model_dir):
+    (tiny_model_dir / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="config.json"):
+        hub.resolve_model(tiny_model_dir)
+    with pytest.raises(ModelLoadError, match="model.onnx"):
+        hub.resolve_model(tmp_path / "tiny" / ".." / ".." )
+
+
+def test_not_a_repo_id():
+    with pytest.raises(ModelLoadError, match="neither an existing folder"):
+        hub.resolve_model("no such thing here")
+
+
+def test_bundled_default_exists():
+    bundled = hub.bundled_models()
+    assert hub.DEFAULT_MODEL in bundled
+    config, onnx = hub.resolve_model(None)
+    assert config.is_file() and onnx.is_file()
+
+
+def test_prefilled_cache_offline(tmp_path, tiny_model_dir):
+    fill_cache(tmp_path / "cache", "someone/tiny", tiny_model_dir, refs=("main", "v1"))
+    config, onnx = hub.resolve_model("someone/tiny", cache_dir=tmp_path / "cache", local_files_only=True)
+    assert COMMIT in str(onnx) and onnx.read_bytes() == (tiny_model_dir / "model.onnx").read_bytes()
+    pinned = hub.resolve_model("someone/tiny", revision="v1", cache_dir=tmp_path / "cache", local_files_only=True)
+    assert pinned[1] == onnx
+    by_commit = hub.resolve_model("someone/tiny", revision=COMMIT, cache_dir=tmp_path / "cache",
+                                  local_files_only=True)
+    assert by_commit[1] == onnx
+    assert hub.cached_file("someone/tiny", "model.onnx", cache_dir=tmp_path / "cache") == onnx
+
+
+def test_revision_not_in_cache(tmp_path, tiny_model_dir):
+    fill_cache(tmp_path / "cache", "someone/tiny", tiny_model_dir)
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
+        hub.resolve_model("someone/tiny", revision=OTHER, cache_dir=tmp_path / "cache", local_files_only=True)
+
+
+def test_empty_cache_offline_message(tmp_path):
+    with pytest.raises(ModelLoadError, match="emofer download someone/missing"):
+        hub.resolve_model("someone/missing", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_bundled_name_with_revision_goes_to_the_hub(tmp_path):
+    with pytest.raises(ModelLoadError, match="revision v9"):
+        hub.resolve_model(hub.DEFAULT_MODEL, revision="v9", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_hf_hub_offline_environment(tmp_path, tiny_model_dir):
+    """HF_HUB_OFFLINE=1 in a fresh process: cached repos load, uncached ones fail clearly."""
+    fill_cache(tmp_path / "cache", "someone/tiny", tiny_model_dir)
+    script = textwrap.dedent(
+        f"""
+        from emofer import EmotionRecognizer, ModelLoadError
+        rec = EmotionRecognizer.from_pretrained("someone/tiny", cache_dir={str(tmp_path / 'cache')!r}, detector="none")
+        print("labels", ",".join(rec.labels))
+        try:
+            EmotionRecognizer.from_pretrained("someone/absent", cache_dir={str(tmp_path / 'cache')!r})
+        except ModelLoadError as exc:
+            print("error", exc)
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "labels angry,happy,sad" in out.stdout
+    assert "error someone/absent/config.json is not in the Hugging Face cache" in out.stdout

@@ -1,0 +1,129 @@
+"""EmotionRecognizer end to end on real images, real ONNX sessions and the bundled model."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+import emofer
+from emofer import EmotionRecognizer, Face
+from emofer.errors import EmoferError, ImageReadError
+from tests.conftest import EXAMPLE_PHOTO, need
+
+
+@pytest.fixture(scope="module")
+def bundled() -> EmotionRecognizer:
+    return EmotionRecognizer.from_pretrained(detector="haar")
+
+
+@pytest.fixture
+def tiny(tiny_model_dir) -> EmotionRecognizer:
+    return EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none")
+
+
+def test_public_names():
+    for name in ("EmotionRecognizer", "Face", "draw", "EmoferError", "ModelLoadError", "ImageReadError"):
+        assert hasattr(emofer, name)
+    assert callable(emofer.draw)
+
+
+def test_bundled_default_is_a_fer2013_model(bundled):
+    assert bundled.config.name == "emofer/fer7"
+    assert bundled.config.trained_on["dataset"] == "FER2013"
+    assert set(bundled.labels) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+
+
+def test_predict_on_the_example_photo(bundled):
+    faces = bundled.predict(need(EXAMPLE_PHOTO, "example photo"))
+    assert len(faces) == 1
+    face = faces[0]
+    assert isinstance(face, Face)
+    x, y, w, h = face.box
+    assert 100 < x < 300 and 50 < y < 250 and 80 < w < 300, face.box
+    assert tuple(face.probabilities) == bundled.labels
+    assert abs(sum(face.probabilities.values()) - 1) < 1e-4
+    assert face.emotion in bundled.labels and face.confidence == max(face.probabilities.values())
+    json.dumps(face.to_dict())  # plain Python types only
+
+
+def test_input_kinds_agree(bundled):
+    path = need(EXAMPLE_PHOTO, "example photo")
+    bgr = cv2.imread(str(path))
+    expected = bundled.predict(path)
+    for same in (str(path), path.read_bytes(), bgr, np.ascontiguousarray(bgr[:, :, ::-1])):
+        color = "rgb" if same is not bgr and isinstance(same, np.ndarray) else "bgr"
+        got = bundled.predict(same, color=color)
+        assert [f.box for f in got] == [f.box for f in expected]
+        np.testing.assert_allclose(list(got[0].probabilities.values()),
+                                   list(expected[0].probabilities.values()), atol=1e-6)
+
+
+def test_no_face_returns_empty_list(bundled):
+    assert bundled.predict(np.full((240, 320, 3), 127, np.uint8)) == []
+    assert bundled.predict_batch([np.zeros((50, 50), np.uint8)]) == [[]]
+
+
+def test_classify_shapes_and_kinds(bundled, fer_faces):
+    faces = fer_faces["happy"]
+    from_array = bundled.classify(faces)
+    from_list = bundled.classify(list(faces))
+    from_bgr = bundled.classify([cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in faces])
+    bigger = bundled.classify([cv2.resize(f, (96, 96), interpolation=cv2.INTER_NEAREST) for f in faces])
+    assert from_array.shape == (len(faces), len(bundled.labels))
+    np.testing.assert_allclose(from_array.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(from_array, from_list, atol=1e-6)
+    np.testing.assert_allclose(from_array, from_bgr, atol=1e-6)
+    np.testing.assert_array_equal(from_array.argmax(1), bigger.argmax(1))
+    assert bundled.classify([]).shape == (0, len(bundled.labels))
+
+
+def test_classify_recognises_real_faces(bundled, fer_faces):
+    """Most of a handful of clear PrivateTest faces get their label (happy/surprise are easy)."""
+    labels = list(bundled.labels)
+    right = sum(int((bundled.classify(fer_faces[c]).argmax(1) == labels.index(c)).sum()) for c in ("happy", "surprise"))
+    assert right >= 6, right
+
+
+def test_classify_rejects_ambiguous_input(bundled):
+    with pytest.raises(ImageReadError, match="wrap a single crop"):
+        bundled.classify(np.zeros((48, 48), np.uint8))
+
+
+def test_given_boxes_skip_detection(tiny):
+    image = np.random.default_rng(0).integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    faces = tiny.predict(image, boxes=[(10, 10, 40, 40), (-20, -5, 50, 50), (100, 80, 60, 60)])
+    assert [f.box for f in faces] == [(10, 10, 40, 40), (0, 0, 30, 45), (100, 80, 20, 20)]
+    assert all(f.score is None for f in faces)
+    for bad in ([(200, 200, 10, 10)], [(0, 0, -5, 10)], [(0, 0, 10)], [(0, 0, np.nan, 10)]):
+        with pytest.raises(EmoferError):
+            tiny.predict(image, boxes=bad)
+
+
+def test_whole_image_detector(tiny):
+    faces = tiny.predict(np.zeros((30, 40), np.uint8))
+    assert len(faces) == 1 and faces[0].box == (0, 0, 40, 30)
+
+
+def test_threads_give_identical_results(bundled, photo_path):
+    image = cv2.imread(str(photo_path))
+    expected = [f.to_dict() for f in bundled.predict(image)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: [f.to_dict() for f in bundled.predict(image)], range(16)))
+    assert all(r == expected for r in results)
+
+
+def test_pickle_round_trip(tiny):
+    image = np.random.default_rng(3).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    clone = pickle.loads(pickle.dumps(tiny))
+    assert clone.labels == tiny.labels
+    assert [f.to_dict() for f in clone.predict(image)] == [f.to_dict() for f in tiny.predict(image)]
+
+
+def test_fer5_is_bundled_too():
+    rec = EmotionRecognizer.from_pretrained("emofer/fer5", detector="none")
+    assert rec.labels == ("angry", "disgust", "happy", "sad", "surprise")

@@ -1,0 +1,143 @@
+"""End to end on real FER2013 faces: smoke training -> ONNX export -> emofer -> report -> publish.
+
+The train/serve-skew test lives here: emofer's ``classify`` on raw uint8 faces must give what
+Keras gives on the tensors training feeds it, to 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.data]
+
+keras = pytest.importorskip("keras", reason="training extras not installed (pip install -r training/requirements.txt)")
+pytest.importorskip("tf2onnx", reason="keras ONNX export needs tf2onnx")
+pytest.importorskip("matplotlib", reason="the report needs matplotlib")
+
+from emofer import EmotionRecognizer  # noqa: E402
+from emofer.config import ModelConfig  # noqa: E402
+from emofer.model import sha256_of  # noqa: E402
+from emofer.preprocess import normalize  # noqa: E402
+from training import data, export, metrics, publish  # noqa: E402
+from training.train import NORM, load_recipe, train  # noqa: E402
+
+NAME = "emofer/smoke5"
+
+
+@pytest.fixture(scope="module")
+def run_dir(shared_data, tmp_path_factory) -> Path:
+    """A finished smoke training run (a few hundred faces, one epoch)."""
+    run = tmp_path_factory.mktemp("run")
+    recipe = {**load_recipe("smoke"), "name": "smoke"}
+    train(recipe, run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory) -> tuple[Path, Path, ModelConfig]:
+    """(model folder, report folder, config) of the calibrated export of the smoke run."""
+    root = tmp_path_factory.mktemp("export")
+    config = export.export(run_dir, NAME, root / "smoke5", calibrate=True, report=root / "report")
+    return root / "smoke5", root / "report", config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(run_dir):
+    return export.load_checkpoint(run_dir / "best.keras")
+
+
+def _strided(faces: data.FaceSet, n: int) -> data.FaceSet:
+    return faces.take(np.linspace(0, len(faces) - 1, n).astype(int))  # every class of the sorted split
+
+
+def test_model_folder(exported):
+    folder, _, config = exported
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.onnx"]
+    saved = ModelConfig.load(folder / "config.json")
+    assert saved == config
+    assert saved.labels == data.SUBSETS["fer5"] and saved.normalize == NORM
+    assert saved.model_sha256 == sha256_of(folder / "model.onnx")
+    assert saved.trained_on["recipe"] == "smoke" and saved.trained_on["selected_on"] == "PublicTest"
+    assert saved.trained_on["tta_flip"] is False and saved.trained_on["command"].startswith("python -m training.train")
+    private = saved.metrics["PrivateTest"]
+    assert private["n"] == 2435 and 0.0 <= private["accuracy"] <= 1.0
+    assert set(private) == {"accuracy", "macro_f1", "weighted_f1", "n", "ece"}
+    assert 0.5 <= saved.temperature <= 5.0
+    assert (folder / "model.onnx").stat().st_size < 4 * 2**20
+
+
+def test_onnx_graph_names_and_dynamic_batch(exported):
+    import onnx
+
+    graph = onnx.load(str(exported[0] / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"] and [o.name for o in graph.output] == ["probabilities"]
+    for value in (graph.input[0], graph.output[0]):
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_emofer_classify_matches_keras_on_real_faces(exported, checkpoint):
+    """The train/serve-skew test: same faces, emofer's pipeline vs the training pipeline."""
+    folder, _, config = exported
+    faces = _strided(data.load("fer2013", "PrivateTest", config.labels), 256)
+    served = EmotionRecognizer.from_pretrained(folder, detector="none").classify(faces.pixels)
+    trained = checkpoint.predict(normalize(faces.pixels, NORM)[..., None], verbose=0)  # as train.py feeds it
+    expected = metrics.apply_temperature(trained, config.temperature, probabilities=True)
+    assert np.abs(served - expected).max() <= 1e-4
+    np.testing.assert_array_equal(served.argmax(1), trained.argmax(1))
+
+
+def test_report_written(exported):
+    folder, report, config = exported
+    names = {p.name for p in report.iterdir()}
+    assert names == {"report.json", "report.md", "confusion_matrix.png", "per_class.png", "reliability.png",
+                     "examples.png", "curves.png", "distributions.png"}
+    assert all((report / n).stat().st_size < 200_000 for n in names)
+    saved = json.loads((report / "report.json").read_text())
+    assert saved["split"] == "PrivateTest" and saved["n"] == 2435
+    assert round(saved["accuracy"], 4) == config.metrics["PrivateTest"]["accuracy"]
+    assert saved["model_sha256"] == config.model_sha256
+    assert saved["command"].startswith("python -m training.export")
+
+
+def test_model_card(exported):
+    text = (exported[0] / "README.md").read_text()
+    assert text.startswith("---\nlibrary_name: emofer\nlicense: mit\n")
+    for section in ("## How to use", "## Metrics", "## Intended use", "## Out-of-scope uses", "## Limitations",
+                    "## Training data and licences", "## Training"):
+        assert section in text
+    assert f'EmotionRecognizer.from_pretrained("{NAME}")' in text
+    assert f"{exported[2].metrics['PrivateTest']['accuracy']:.4f}" in text
+
+
+def test_publish_dry_run(exported, tmp_path):
+    assert publish.main([str(exported[0]), "--repo", NAME, "--revision", "v1", "--dry-run",
+                         "--stage", str(tmp_path / "stage")]) == 0
+    assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["README.md", "config.json", "model.onnx"]
+
+
+def test_flip_tta_export_averages_the_mirror_image(run_dir, checkpoint, tmp_path, capsys):
+    out = tmp_path / "tta"
+    assert export.main([str(run_dir), "--name", NAME, "--out", str(out), "--tta-flip",
+                        "--report", str(tmp_path / "report")]) == 0
+    assert re.search(r"PrivateTest accuracy \d\.\d{4} on 2435 faces", capsys.readouterr().out)
+    config = ModelConfig.load(out / "config.json")
+    assert config.trained_on["tta_flip"] is True and config.temperature == 1.0
+    faces = _strided(data.load("fer2013", "PublicTest", config.labels), 64)
+    x = normalize(faces.pixels, NORM)[..., None]
+    expected = (checkpoint.predict(x, verbose=0) + checkpoint.predict(x[:, :, ::-1], verbose=0)) / 2
+    served = EmotionRecognizer.from_pretrained(out, detector="none").classify(faces.pixels)
+    assert np.abs(served - expected).max() <= 1e-4
+
+
+def test_parity_check_fails_loudly():
+    p = np.array([[0.6, 0.4], [0.3, 0.7]], np.float32)
+    assert export.check_parity(p, p + 5e-5).ok
+    with pytest.raises(export.ExportError, match="max \\|difference\\| 1.00e-03"):
+        export.check_parity(p, p + np.float32(1e-3))
+    with pytest.raises(export.ExportError, match="argmax agrees on 1/2"):
+        export.check_parity(p, np.array([[0.6, 0.4], [0.7, 0.3]], np.float32))

@@ -1,0 +1,129 @@
+"""Named, configurable network builders. Each takes (input_shape, num_classes, **options).
+
+``baseline``  the report's CNN: blocks of Conv2D-BatchNorm-ReLU, then MaxPool and Dropout,
+              then a dense head.
+``effnet``    an EfficientNet-like network for 48x48 grey faces: MBConv blocks (expand,
+              depthwise conv, squeeze-and-excitation, project), swish, stochastic depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers
+
+NETWORKS: dict[str, Callable[..., keras.Model]] = {}
+
+
+def register(name: str) -> Callable:
+    def wrap(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        NETWORKS[name] = builder
+        return builder
+    return wrap
+
+
+def build(name: str, input_shape: Sequence[int], num_classes: int, **options) -> keras.Model:
+    """Build the network registered under ``name``."""
+    if name not in NETWORKS:
+        raise KeyError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
+    return NETWORKS[name](tuple(input_shape), num_classes, **options)
+
+
+@register("baseline")
+def baseline(input_shape: tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128, 256),
+             convs_per_block: int = 2, dropout: float = 0.25, dense: int = 256,
+             head_dropout: float = 0.5, l2: float = 1e-4) -> keras.Model:
+    """Conv-BN-ReLU x convs_per_block, MaxPool, Dropout per block; GAP + Dense head."""
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="input")
+    x = inputs
+    for width in filters:
+        for _ in range(convs_per_block):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(dropout)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(dense, use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Dropout(head_dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="baseline")
+
+
+class StochasticDepth(layers.Layer):
+    """Drops the residual branch per sample with probability ``rate`` while training."""
+
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        keep = 1.0 - self.rate
+        shape = (keras.ops.shape(inputs)[0], 1, 1, 1)
+        mask = keras.ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator))
+        return inputs / keep * mask
+
+    def build(self, input_shape):
+        self.seed_generator = keras.random.SeedGenerator(1337)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+def _mbconv(x, out_width: int, expand: int, stride: int, se_ratio: float, drop: float, reg):
+    in_width = x.shape[-1]
+    shortcut = x
+    if expand != 1:
+        x = layers.Conv2D(in_width * expand, 1, use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("swish")(x)
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("swish")(x)
+    if se_ratio:
+        width = x.shape[-1]
+        se = layers.GlobalAveragePooling2D(keepdims=True)(x)
+        se = layers.Conv2D(max(4, int(in_width * se_ratio)), 1, activation="swish")(se)
+        se = layers.Conv2D(width, 1, activation="sigmoid")(se)
+        x = layers.Multiply()([x, se])
+    x = layers.Conv2D(out_width, 1, use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    if stride == 1 and in_width == out_width:
+        if drop:
+            x = StochasticDepth(drop)(x)
+        x = layers.Add()([shortcut, x])
+    return x
+
+
+@register("effnet")
+def effnet(input_shape: tuple[int, ...], num_classes: int,
+           stages: Sequence[tuple[int, int, int, int]] = ((1, 24, 1, 1), (4, 40, 2, 2), (4, 80, 3, 2),
+                                                          (4, 128, 3, 2), (4, 192, 2, 1)),
+           stem: int = 32, head: int = 640, se_ratio: float = 0.25, drop_connect: float = 0.2,
+           dropout: float = 0.3, l2: float = 1e-5) -> keras.Model:
+    """EfficientNet-like: stages of (expand, width, repeats, first stride) MBConv blocks."""
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="input")
+    x = layers.Conv2D(stem, 3, padding="same", use_bias=False, kernel_regularizer=reg)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("swish")(x)
+    total = sum(s[2] for s in stages)
+    block = 0
+    for expand, width, repeats, stride in stages:
+        for i in range(repeats):
+            x = _mbconv(x, width, expand, stride if i == 0 else 1, se_ratio,
+                        drop_connect * block / total, reg)
+            block += 1
+    x = layers.Conv2D(head, 1, use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("swish")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="effnet")
