@@ -21,7 +21,7 @@ from .conftest import ROOT, TINY_LABELS, YUNET, need
 from .video_fixtures import face_video  # noqa: F401  (fixture)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def real_yunet(monkeypatch):
     """detector="auto" finds the real YuNet through EMOFER_YUNET (no network)."""
     monkeypatch.setenv(yunet.ENV_VAR, str(need(YUNET, "YuNet weights")))
@@ -46,7 +46,8 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
-def test_predict_csv_over_a_folder_keeps_going_past_unreadable_files(capsys, photos, tiny_model_dir, tmp_path):
+def test_predict_csv_over_a_folder_keeps_going_past_unreadable_files(capsys, photos, tiny_model_dir, tmp_path,
+                                                                     real_yunet):
     code, out, err = run(capsys, "predict", photos, tmp_path / "missing.jpg", "--model", tiny_model_dir, "--csv")
     assert code == 1
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -61,7 +62,7 @@ def test_predict_csv_over_a_folder_keeps_going_past_unreadable_files(capsys, pho
     assert "notes.txt" not in out + err
 
 
-def test_predict_json_lines(capsys, photo_path, tiny_model_dir):
+def test_predict_json_lines(capsys, photo_path, tiny_model_dir, real_yunet):
     code, out, err = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--json")
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
@@ -89,7 +90,7 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error(capsys, photo_path, tmp_
 
 
 @pytest.mark.data
-def test_video_writes_annotated_video_and_table(capsys, face_video, tiny_model_dir, tmp_path):
+def test_video_writes_annotated_video_and_table(capsys, face_video, tiny_model_dir, tmp_path, real_yunet):
     out, table = tmp_path / "annotated.mp4", tmp_path / "faces.csv"
     code, _, err = run(capsys, "video", face_video, "--model", tiny_model_dir, "--out", out, "--table", table,
                        "--every", "2", "--bars")
@@ -97,7 +98,7 @@ def test_video_writes_annotated_video_and_table(capsys, face_video, tiny_model_d
     capture = cv2.VideoCapture(str(out))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 8
     capture.release()
-    rows = list(csv.DictReader(table.open(newline="")))
+    rows = list(csv.DictReader(io.StringIO(table.read_text())))
     assert sorted({int(r["frame_index"]) for r in rows}) == [0, 2, 4, 6, 8, 10, 12, 14]
     assert all(r["track_id"] for r in rows if int(r["frame_index"]) < 12)
 
@@ -109,7 +110,7 @@ def test_video_needs_an_output_and_a_readable_source(capsys, tiny_model_dir, tmp
     assert code == 2 and "clip.mp4 does not exist" in err
 
 
-def test_info(capsys):
+def test_info(capsys, real_yunet):
     code, out, _ = run(capsys, "info")
     assert code == 0
     for key in ("emofer", "numpy", "onnxruntime", "opencv", "huggingface_hub", "bundled models", "cached models"):
@@ -118,7 +119,7 @@ def test_info(capsys):
     assert str(YUNET) in out  # from EMOFER_YUNET
 
 
-def test_download_a_local_model_and_yunet(capsys, tiny_model_dir):
+def test_download_a_local_model_and_yunet(capsys, tiny_model_dir, real_yunet):
     code, out, _ = run(capsys, "download", tiny_model_dir, "--yunet")
     assert code == 0 and "test/tiny" in out and str(YUNET) in out
     code, _, err = run(capsys, "download")

@@ -8,6 +8,10 @@ Writes ``model.onnx`` (dynamic batch, input "input", output "probabilities"), ``
 PrivateTest report into ``docs/models/<short name>/``. The ONNX graph must reproduce Keras on
 real PublicTest faces (max |difference| <= 1e-4, same argmax) or the export fails.
 
+``crop_by_detector`` in config.json comes from ``docs/framing.json`` (written by
+``python -m training.framing``: how each face detector frames a face compared with FER2013)
+when that file exists, from ``--framing PATH``, or is left out with ``--no-framing``.
+
 ``--tta-flip`` builds the average of the face's and its mirror image's probabilities into the
 graph. ``--calibrate`` fits a temperature on PublicTest; emofer serves
 ``softmax(log(p) / T)`` of the network's probabilities ``p``.
@@ -35,6 +39,7 @@ from emofer.config import CONFIG_NAME, MODEL_NAME, InputSpec, ModelConfig
 from emofer.model import OnnxClassifier, sha256_of
 from emofer.preprocess import CropPolicy, to_tensor
 from training import data, evaluate, metrics, nets
+from training.framing import DEFAULT_POLICIES, load_policies
 from training.train import NORM
 
 log = logging.getLogger("emofer.training")
@@ -78,6 +83,31 @@ def with_flip_tta(model: keras.Model) -> keras.Model:
     mirrored = keras.ops.flip(inputs, axis=2)  # NHWC: axis 2 is the width
     outputs = keras.layers.Average(name=OUTPUT_NAME)([model(inputs), model(mirrored)])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+
+
+def with_members(model: keras.Model, labels: tuple[str, ...],
+                 members: list[tuple[keras.Model, tuple[str, ...]]]) -> keras.Model:
+    """One graph averaging ``model`` with other checkpoints over ``labels``.
+
+    A member trained on more classes contributes its probabilities of ``labels`` renormalised to
+    sum to 1 (e.g. a 7-emotion model inside the 5-emotion ensemble).
+    """
+    inputs = keras.Input(model.input_shape[1:], name=INPUT_NAME)
+    outputs = [model(inputs)]
+    for number, (member, member_labels) in enumerate(members, start=1):
+        member.name = f"{member.name}_member{number}"  # layer names must be unique in one graph
+        missing = [label for label in labels if label not in member_labels]
+        if missing:
+            raise ExportError(f"ensemble member {member.name} has no classes {missing}")
+        picked = keras.ops.take(member(inputs), [member_labels.index(label) for label in labels], axis=1)
+        outputs.append(picked / keras.ops.sum(picked, axis=1, keepdims=True))
+    return keras.Model(inputs, keras.layers.Average(name=OUTPUT_NAME)(outputs), name=f"{model.name}_ensemble")
+
+
+def load_member(run: Path, checkpoint: str = "best.keras") -> tuple[keras.Model, tuple[str, ...]]:
+    """A run's checkpoint and its class names (from recipe.json), for ``with_members``."""
+    recipe = json.loads((run / "recipe.json").read_text())
+    return load_checkpoint(run / checkpoint), tuple(recipe["classes"])
 
 
 def to_onnx(model: keras.Model, path: Path) -> None:
@@ -133,19 +163,40 @@ def training_command(recipe: dict[str, Any]) -> str:
     return evaluate.command_line("training.train", argv or ["--recipe", recipe.get("name", "?"), "--out", "RUN_DIR"])
 
 
+def crop_policies(framing: str | Path | None) -> dict[str, CropPolicy]:
+    """``crop_by_detector`` from a framing.json of training/framing.py; {} for None or an absent default."""
+    if framing is None:
+        return {}
+    path = Path(framing)
+    if not path.is_file():
+        if path == DEFAULT_POLICIES:
+            log.warning("%s not found: config.json gets no crop_by_detector (run python -m training.framing)", path)
+            return {}
+        raise ExportError(f"{path} not found; pass the framing.json written by python -m training.framing")
+    policies = load_policies(path)
+    log.info("crop_by_detector from %s: %s", path, {k: vars(v) for k, v in policies.items()})
+    return policies
+
+
 def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.keras", tta_flip: bool = False,
            calibrate: bool = False, report: str | Path | None = None, data_root: str | Path | None = None,
-           command: str | None = None, examples: bool = True) -> ModelConfig:
+           command: str | None = None, examples: bool = True,
+           framing: str | Path | None = DEFAULT_POLICIES, ensemble: tuple[str | Path, ...] = ()) -> ModelConfig:
     """Export, check, calibrate and evaluate run ``run``; return the config written to ``out``.
 
     ``report`` is the folder of the PrivateTest report (default docs/models/<short name>/);
     ``command`` is recorded in it (default: the equivalent export command line); ``examples=False``
-    leaves the dataset faces (examples.png) out of it.
+    leaves the dataset faces (examples.png) out of it. ``framing`` is the framing.json whose
+    ``crop_by_detector`` goes into config.json (None: none). ``ensemble`` lists other run folders
+    whose best checkpoints are averaged with this one inside the graph.
     """
     run, out = Path(run), Path(out)
+    by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
     recipe = json.loads((run / "recipe.json").read_text())
     state = json.loads((run / "state.json").read_text())
     model = load_checkpoint(run / checkpoint)
+    if ensemble:
+        model = with_members(model, tuple(recipe["classes"]), [load_member(Path(other)) for other in ensemble])
     if tta_flip:
         model = with_flip_tta(model)
     onnx_path = out / MODEL_NAME
@@ -158,7 +209,7 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
     keras_probabilities = model.predict(tensor, batch_size=256, verbose=0)
     config = ModelConfig(
         name=name, labels=labels, input=spec, normalize=NORM, crop=CropPolicy(), temperature=1.0,
-        model_sha256=sha256_of(onnx_path),
+        model_sha256=sha256_of(onnx_path), crop_by_detector=by_detector,
         trained_on={
             "dataset": recipe["dataset"], "split": "Training", "selected_on": "PublicTest",
             "recipe": recipe.get("name"), "network": recipe.get("network"),
@@ -168,6 +219,7 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
             "machine": recipe.get("machine"), "keras": recipe.get("keras", keras.__version__),
             "backend": recipe.get("backend", keras.backend.backend()),
             "soft_labels": bool(recipe.get("soft_labels", False)), "tta_flip": tta_flip,
+            "ensemble_with": [json.loads((Path(o) / "recipe.json").read_text()).get("name") for o in ensemble],
             "command": training_command(recipe),
         },
     )
@@ -192,7 +244,8 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
     private_eval = evaluate.evaluate(out, "PrivateTest", data_root)
     command = command or evaluate.command_line(
         "training.export", [run, "--name", name, "--out", out, "--checkpoint", checkpoint,
-                            *["--tta-flip"] * tta_flip, *["--calibrate"] * calibrate])
+                            *["--tta-flip"] * tta_flip, *["--calibrate"] * calibrate,
+                            *[arg for other in ensemble for arg in ("--ensemble", other)]])
     report_dir = Path(report) if report else evaluate.default_out(config)
     evaluate.write_report(private_eval, report_dir, run, command, examples)
     config = config.with_updates(metrics={"PrivateTest": private_eval.headline(),
@@ -338,11 +391,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
     parser.add_argument("--no-examples", action="store_true",
                         help="leave examples.png (dataset faces) out of the report")
+    parser.add_argument("--framing", type=Path, default=DEFAULT_POLICIES,
+                        help="framing.json whose crop_by_detector goes into config.json (default: docs/framing.json "
+                             "when present)")
+    parser.add_argument("--no-framing", action="store_true", help="write no crop_by_detector")
+    parser.add_argument("--ensemble", action="append", default=[], type=Path, metavar="RUN_DIR",
+                        help="average with this run's best.keras inside the graph (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = export(args.run, args.name, args.out, args.checkpoint, args.tta_flip, args.calibrate, args.report,
                     args.data, evaluate.command_line("training.export", sys.argv[1:] if argv is None else argv),
-                    examples=not args.no_examples)
+                    examples=not args.no_examples, framing=None if args.no_framing else args.framing,
+                    ensemble=tuple(args.ensemble))
     private = config.metrics["PrivateTest"]
     print(f"{config.name}: PrivateTest accuracy {private['accuracy']:.4f} on {private['n']} faces, "
           f"PublicTest {config.metrics['PublicTest']['accuracy']:.4f}, temperature {config.temperature}; "

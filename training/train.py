@@ -122,6 +122,23 @@ class Checkpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
+    """Start ``model`` from a trained checkpoint of the same network: every layer but the
+    classifier head is copied (the head's class count may differ)."""
+    source = keras.models.load_model(checkpoint, custom_objects={"StochasticDepth": nets.StochasticDepth})
+    if len(source.layers) != len(model.layers):
+        raise SystemExit(f"{checkpoint} is not the same network as the recipe's ({len(source.layers)} vs "
+                         f"{len(model.layers)} layers)")
+    copied = 0
+    for theirs, ours in zip(source.layers[:-1], model.layers[:-1]):
+        weights = theirs.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in ours.get_weights()]:
+            raise SystemExit(f"{checkpoint}: layer {theirs.name} does not fit {ours.name}")
+        ours.set_weights(weights)
+        copied += bool(weights)
+    log.info("initialised %d layers from %s (head left fresh)", copied, checkpoint)
+
+
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -165,6 +182,8 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
         model = keras.models.load_model(run / "last.keras", custom_objects={"StochasticDepth": nets.StochasticDepth})
     else:
         model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
+        if recipe.get("init_from"):
+            transfer_weights(Path(recipe["init_from"]), model)
         steps = len(batches) * recipe["epochs"]
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=steps - len(batches) * recipe.get("warmup_epochs", 1),
@@ -187,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--limit-train", type=int, help="train on this many faces (smoke runs)")
     parser.add_argument("--limit-val", type=int, help="validate on this many faces (smoke runs)")
+    parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (not the head)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     recipe = load_recipe(args.recipe)
     recipe["name"] = recipe.get("name", Path(args.recipe).stem)
-    for key in ("epochs", "limit_train", "limit_val"):
+    for key in ("epochs", "limit_train", "limit_val", "init_from"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
     best = train(recipe, args.out)

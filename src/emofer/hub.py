@@ -156,9 +156,9 @@ def resolve_file(
         raise ModelLoadError(
             f"{where} is not in the Hugging Face cache and the Hub could not be reached "
             "(offline, HF_HUB_OFFLINE=1 or local_files_only=True). Download it once while online "
-            f"with `emofer download {repo}`"
+            f"with `emofer download {repo}"
             + (f" --revision {revision}" if revision else "")
-            + ", or pass a local model folder"
+            + "`, or pass a local model folder"
         ) from exc
     except hf_errors.RevisionNotFoundError as exc:
         raise ModelLoadError(f"{repo} has no revision {revision!r}; check the tag, branch or commit") from exc

@@ -60,7 +60,7 @@ def as_uint8(array: np.ndarray, color: str = "bgr") -> np.ndarray:
             f"image array has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageReadError(f"image array is empty (shape {array.shape})")
+        raise ImageReadError(f"image array is empty (shape {array.shape}); pass an image at least 1 pixel high and wide")
     array = _to_uint8_values(array)
     if color == "rgb" and array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
@@ -80,7 +80,8 @@ def _to_uint8_values(array: np.ndarray) -> np.ndarray:
             raise ImageReadError("image array holds NaN or infinite values; pass finite pixel values")
         peak = float(array.max())
         scale = 255.0 if peak <= 1.0 else 1.0
-        return np.clip(array.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then 255
+            return np.clip(array.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
     if kind in "iu":
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:

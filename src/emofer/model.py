@@ -69,7 +69,7 @@ class OnnxClassifier:
                 raise ModelLoadError(
                     f"{self.model_path} is damaged or not the file its config.json describes "
                     f"(sha256 {actual[:12]}..., expected {config.model_sha256[:12]}...); "
-                    "re-download it (emofer download --force) or re-export the folder"
+                    "delete it and download it again (emofer download MODEL), or re-export the folder"
                 )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

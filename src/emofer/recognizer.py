@@ -15,17 +15,16 @@ from .errors import EmoferError, ImageReadError
 from .io import ImageInput, as_uint8, load_image
 from .model import DEFAULT_BATCH_SIZE, OnnxClassifier
 from .preprocess import crop_face, to_tensor
-from .results import Box, Face
+from .boxes import Box, clip_boxes
+from .results import Face
 
 if TYPE_CHECKING:
-    from .detect import Detection, Detector
+    from .detect import Detection, Detector, DetectorSpec
     from .video import FrameResult
 
-__all__ = ["EmotionRecognizer", "DetectorSpec"]
+__all__ = ["EmotionRecognizer"]
 
 log = logging.getLogger("emofer")
-
-DetectorSpec = Any  # "auto" | "haar" | "yunet" | "none" | a Detector | a callable returning boxes
 
 
 class EmotionRecognizer:
@@ -174,12 +173,11 @@ def clip_box(box: Sequence[float], width: int, height: int) -> Box:
         raise EmoferError(f"a box must be four numbers (x, y, w, h), got {box!r}") from exc
     if not all(np.isfinite((x, y, w, h, x + w, y + h))) or w <= 0 or h <= 0:
         raise EmoferError(f"box {tuple(box)} must have finite values and positive width and height")
-    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
-    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
-    if x1 <= x0 or y1 <= y0:
+    clipped, keep = clip_boxes((x, y, w, h), width, height)
+    if not keep[0]:
         raise EmoferError(f"box {tuple(box)} lies outside the {width}x{height} image; "
                           "boxes are (x, y, w, h) in the image's pixels")
-    return (x0, y0, x1 - x0, y1 - y0)
+    return tuple(int(v) for v in clipped[0])
 
 
 def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads: int | None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Face", "Box"]
+from .boxes import Box
 
-Box = tuple[int, int, int, int]
+__all__ = ["Face"]
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ class VideoReader:
             isinstance(source, str) and source.isdigit() and not Path(source).exists()
         )
         if self.is_camera:
+            if int(source) < 0:  # OpenCV 4.14 segfaults on negative indices when no camera exists
+                raise VideoError(f"camera index {int(source)} is negative; cameras are numbered 0, 1, ...")
             self._capture = cv2.VideoCapture(int(source))
             if not self._capture.isOpened():
                 raise VideoError(

@@ -1,0 +1,183 @@
+"""emofer's side of the speed benchmark: one measurement per fresh process, JSON out.
+
+    python -m benchmarks.emofer_worker TASK --inputs inputs.npz --params '{...}' --result out.json
+
+TASK is cold | classify | e2e | video | size (see ``benchmarks/run.py``, which starts this with
+emofer's Python; ``benchmarks/fer_worker.py`` measures fer the same way in fer's venv).
+Module-level imports are the standard library only, so ``cold`` times emofer's own imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def cold(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """import emofer + from_pretrained in this fresh process, then the first predict."""
+    start = time.perf_counter()
+    from emofer import EmotionRecognizer
+
+    imported = time.perf_counter()
+    recognizer = EmotionRecognizer.from_pretrained(params["model"], detector=params.get("detector", "auto"),
+                                                   threads=params.get("threads"))
+    loaded = time.perf_counter()
+    import numpy as np
+
+    frame = np.load(inputs)["frame_640x480_1"][0]
+    before = time.perf_counter()
+    faces = recognizer.predict(frame)
+    first = time.perf_counter()
+    return {
+        "import_s": imported - start,
+        "load_s": loaded - imported,
+        "import_load_s": loaded - start,
+        "first_predict_s": first - before,
+        "faces": len(faces),
+        "detector": recognizer.detector.name,
+        "model": recognizer.config.name,
+    }
+
+
+def _recognizer(params: dict[str, Any]) -> Any:
+    from emofer import EmotionRecognizer
+
+    return EmotionRecognizer.from_pretrained(params["model"], detector=params.get("detector", "none"),
+                                             threads=params.get("threads"))
+
+
+def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Per-face latency at batch 1 and faces/s at larger batches, on pre-cropped FER2013 faces."""
+    import numpy as np
+
+    from . import _timing as t
+
+    recognizer = _recognizer(params)
+    crops = np.load(inputs)["crops"]
+    n = len(crops)
+    warmup, repeats = params["warmup"], params["repeats"]
+    single = t.time_calls(lambda i: recognizer.classify([crops[i % n]]), warmup, repeats)
+    # the network alone (no resize / normalise), on the same faces already made into tensors
+    spec = recognizer.config.input
+    from emofer.preprocess import to_tensor
+
+    tensors = to_tensor(list(crops), spec.size, spec.channels, recognizer.config.normalize)
+    network_single = t.time_calls(lambda i: recognizer.classifier.run(tensors[i % n:i % n + 1]), warmup, repeats)
+    result: dict[str, Any] = {
+        "threads": params.get("threads"),
+        "model": recognizer.config.name,
+        "input": f"{spec.height}x{spec.width}x{spec.channels}",
+        "latency_ms": t.ms(single),
+        "network_latency_ms": t.ms(network_single),
+        "throughput": {},
+    }
+    for batch in params["batches"]:
+        idx = np.arange(batch) % n
+        faces = [crops[i] for i in idx]
+        batch_tensor = tensors[idx]
+        times = t.time_calls(lambda i: recognizer.classify(faces), params["batch_warmup"], params["batch_repeats"])
+        network = t.time_calls(lambda i: recognizer.classifier.run(batch_tensor, batch),
+                               params["batch_warmup"], params["batch_repeats"])
+        result["throughput"][str(batch)] = {"faces_per_s": t.rate(times, batch),
+                                            "network_faces_per_s": t.rate(network, batch)}
+    # the network alone over a range of batch sizes (one session.run per batch)
+    sweep = {}
+    for batch in params.get("sweep", []):
+        batch_tensor = tensors[np.arange(batch) % n]
+        times = t.time_calls(lambda i: recognizer.classifier.run(batch_tensor, batch),
+                             params["batch_warmup"] or 1, params["batch_repeats"])
+        sweep[str(batch)] = t.rate(times, batch)
+    if sweep:
+        result["network_batch_sweep_faces_per_s"] = sweep
+    return result
+
+
+def e2e(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """predict(frame) on each frame set (detection + classification), and detection alone."""
+    import numpy as np
+
+    from . import _timing as t
+
+    recognizer = _recognizer(params)
+    data = np.load(inputs)
+    out: dict[str, Any] = {"detector": recognizer.detector.name, "threads": params.get("threads"), "frames": {}}
+    sets = {key: data[key] for key in data.files if key.startswith("frame_")}
+    sets["photos"] = [data[key] for key in sorted(data.files) if key.startswith("photo_")]
+    for key, frames in sets.items():
+        k = len(frames)
+        found: list[int] = []
+        times = t.time_calls(lambda i: found.append(len(recognizer.predict(frames[i % k]))),
+                             params["warmup"], params["repeats"])
+        detect = t.time_calls(lambda i: recognizer.detect(frames[i % k]), params["warmup"], params["repeats"])
+        counted = found[params["warmup"]:]
+        out["frames"][key] = {
+            "ms": t.ms(times),
+            "detect_ms": t.ms(detect),
+            "faces_found_per_frame": round(float(np.mean(counted)), 2),
+            "images": k,
+        }
+    return out
+
+
+def video(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """analyze_video over a video file: frames/s overall and the time of each frame (decode included)."""
+    from emofer.video import analyze_video
+
+    from . import _timing as t
+
+    recognizer = _recognizer(params)
+    gaps, faces = [], 0
+    start = last = time.perf_counter()
+    for result in analyze_video(recognizer, params["path"], max_frames=params.get("max_frames")):
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+        faces += len(result.faces)
+    total = last - start
+    return {
+        "detector": recognizer.detector.name,
+        "frames": len(gaps),
+        "seconds": round(total, 3),
+        "fps": round(len(gaps) / total, 2),
+        "frame_ms": t.ms(gaps),
+        "faces_per_frame": round(faces / max(1, len(gaps)), 2),
+    }
+
+
+def size(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Installed size of emofer's runtime dependency closure (and of emofer's own files)."""
+    from pathlib import Path
+
+    import emofer
+
+    from . import _timing as t
+
+    deps = t.closure_size(["emofer"], skip=["emofer"])
+    package = Path(emofer.__file__).parent
+    own = sum(p.stat().st_size for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return {"dependencies": deps, "emofer_package_mib": round(own / 2**20, 2),
+            "total_mib": round(deps["total_mib"] + own / 2**20, 1)}
+
+
+TASKS = {"cold": cold, "classify": classify, "e2e": e2e, "video": video, "size": size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.emofer_worker")
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--params", default="{}")
+    parser.add_argument("--result", required=True)
+    args = parser.parse_args(argv)
+    result = TASKS[args.task](args.inputs, json.loads(args.params))
+    from . import _timing
+
+    _timing.write_result(args.result, {"library": "emofer", "task": args.task, **result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""fer's side of the speed benchmark, run with the Python of fer's own virtual environment.
+
+    FER-VENV/bin/python -m benchmarks.fer_worker TASK --inputs inputs.npz --params '{...}' --result out.json
+
+TASK is cold | classify | e2e | video | size, measured like ``benchmarks/emofer_worker.py`` on
+the same ``inputs.npz``. This file must not import emofer (fer's venv does not have it); it
+uses only the standard library, numpy, OpenCV and fer (25.10.3, imported as ``fer.fer.FER``).
+
+How fer is driven:
+- ``FER()`` is fer's default: OpenCV's Haar cascade (min face 50 px) and the bundled quantised
+  TFLite emotion model, invoked once per face; ``FER(use_tflite=False)`` runs the Keras .hdf5
+  model on a whole batch; ``FER(mtcnn=True)`` detects faces with facenet-pytorch's MTCNN.
+- classification of pre-cropped faces repeats what ``detect_emotions`` does to a face crop:
+  ``cv2.resize`` to 64x64, scale to [-1, 1], ``FER._classify_emotions``.
+- threads=1 gives the TFLite interpreter ``num_threads=1`` (through the interpreter cache that
+  ``FER`` reads) and TensorFlow one intra-op and one inter-op thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore")
+
+
+def _fer(params: dict[str, Any]) -> Any:
+    """A FER instance set up as ``params`` says (detector, backend, threads)."""
+    threads = params.get("threads")
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from fer.fer import FER
+
+    tflite = params.get("backend", "tflite") == "tflite"
+    if tflite and threads:
+        import pkg_resources
+
+        path = pkg_resources.resource_filename("fer", "data/emotion_model_quantized.tflite")
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=int(threads))
+        interpreter.allocate_tensors()
+        FER._tflite_interpreter_cache = interpreter
+    return FER(mtcnn=params.get("detector") == "mtcnn", use_tflite=tflite)
+
+
+def cold(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``from fer.fer import FER`` + ``FER()`` in this fresh process, then the first detect_emotions."""
+    start = time.perf_counter()
+    from fer.fer import FER
+
+    imported = time.perf_counter()
+    detector = FER(mtcnn=params.get("detector") == "mtcnn")
+    loaded = time.perf_counter()
+    import numpy as np
+
+    frame = np.load(inputs)["frame_640x480_1"][0]
+    before = time.perf_counter()
+    faces = detector.detect_emotions(frame)
+    first = time.perf_counter()
+    return {
+        "import_s": imported - start,
+        "load_s": loaded - imported,
+        "import_load_s": loaded - start,
+        "first_predict_s": first - before,
+        "faces": len(faces),
+        "detector": params.get("detector", "haar"),
+    }
+
+
+def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Per-face latency at batch 1 and faces/s at larger batches, on the same FER2013 crops."""
+    import cv2
+    import numpy as np
+
+    from . import _timing as t
+
+    fer = _fer(params)
+    crops = np.load(inputs)["crops"]
+    n = len(crops)
+
+    def run(faces: list) -> np.ndarray:
+        # detect_emotions' own steps for a grey face crop
+        gray = np.array([cv2.resize(face, (64, 64)) for face in faces], dtype="float32")
+        gray = (gray / 255.0 - 0.5) * 2.0
+        return np.asarray(fer._classify_emotions(gray))
+
+    warmup, repeats = params["warmup"], params["repeats"]
+    single = t.time_calls(lambda i: run([crops[i % n]]), warmup, repeats)
+    tensors = (np.array([cv2.resize(c, (64, 64)) for c in crops], dtype="float32") / 255.0 - 0.5) * 2.0
+    network_single = t.time_calls(lambda i: np.asarray(fer._classify_emotions(tensors[i % n:i % n + 1])),
+                                  warmup, repeats)
+    result: dict[str, Any] = {
+        "threads": params.get("threads"),
+        "model": f"fer {params.get('backend', 'tflite')} (emotion_model"
+                 f"{'_quantized.tflite' if params.get('backend', 'tflite') == 'tflite' else '.hdf5'})",
+        "input": "64x64x1",
+        "latency_ms": t.ms(single),
+        "network_latency_ms": t.ms(network_single),
+        "throughput": {},
+    }
+    for batch in params["batches"]:
+        idx = np.arange(batch) % n
+        faces = [crops[i] for i in idx]
+        batch_tensor = tensors[idx]
+        times = t.time_calls(lambda i: run(faces), params["batch_warmup"], params["batch_repeats"])
+        network = t.time_calls(lambda i: np.asarray(fer._classify_emotions(batch_tensor)),
+                               params["batch_warmup"], params["batch_repeats"])
+        result["throughput"][str(batch)] = {"faces_per_s": t.rate(times, batch),
+                                            "network_faces_per_s": t.rate(network, batch)}
+    return result
+
+
+def e2e(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """detect_emotions(frame) on each frame set (detection + classification), and find_faces alone."""
+    import numpy as np
+
+    from . import _timing as t
+
+    fer = _fer(params)
+    data = np.load(inputs)
+    out: dict[str, Any] = {"detector": params.get("detector", "haar"), "threads": params.get("threads"), "frames": {}}
+    sets = {key: data[key] for key in data.files if key.startswith("frame_")}
+    sets["photos"] = [data[key] for key in sorted(data.files) if key.startswith("photo_")]
+    for key, frames in sets.items():
+        k = len(frames)
+        found: list[int] = []
+        times = t.time_calls(lambda i: found.append(len(fer.detect_emotions(frames[i % k]))),
+                             params["warmup"], params["repeats"])
+        detect = t.time_calls(lambda i: fer.find_faces(frames[i % k]), params["warmup"], params["repeats"])
+        counted = found[params["warmup"]:]
+        out["frames"][key] = {
+            "ms": t.ms(times),
+            "detect_ms": t.ms(detect),
+            "faces_found_per_frame": round(float(np.mean(counted)), 2),
+            "images": k,
+        }
+    return out
+
+
+def video(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Each frame of the video file decoded with OpenCV and passed to detect_emotions.
+
+    (fer's own ``Video`` class also writes an annotated copy of the video; this loop is the
+    smallest fer program that analyses every frame, for comparison with emofer's analyze_video.)
+    """
+    import cv2
+
+    from . import _timing as t
+
+    fer = _fer(params)
+    capture = cv2.VideoCapture(params["path"])
+    limit = params.get("max_frames")
+    gaps, faces = [], 0
+    start = last = time.perf_counter()
+    try:
+        while limit is None or len(gaps) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            faces += len(fer.detect_emotions(frame))
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+    finally:
+        capture.release()
+    total = last - start
+    return {
+        "detector": params.get("detector", "haar"),
+        "frames": len(gaps),
+        "seconds": round(total, 3),
+        "fps": round(len(gaps) / total, 2) if total > 0 else None,
+        "frame_ms": t.ms(gaps) if gaps else None,
+        "faces_per_frame": round(faces / max(1, len(gaps)), 2),
+    }
+
+
+def size(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Installed size of fer's dependency closure in this venv (fer included) and of the whole venv."""
+    import site
+    from pathlib import Path
+
+    from . import _timing as t
+
+    closure = t.closure_size(["fer"])
+    site_packages = Path(site.getsitepackages()[0])
+    whole = sum(p.stat().st_size for p in site_packages.rglob("*") if p.is_file() and not p.is_symlink())
+    return {"dependencies": closure, "total_mib": closure["total_mib"],
+            "site_packages_mib": round(whole / 2**20, 1)}
+
+
+def versions(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Versions of fer and the libraries it runs on, in this venv."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("fer", "tensorflow-cpu", "tensorflow", "keras", "torch", "torchvision", "facenet-pytorch",
+                 "opencv-contrib-python", "opencv-python", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        import facenet_pytorch  # noqa: F401
+
+        mtcnn = None
+    except Exception as exc:  # torchvision without its compiled ops, etc.
+        mtcnn = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return {"versions": found, "python": sys.version.split()[0], "mtcnn_unavailable": mtcnn}
+
+
+def macs(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Multiply-accumulates of one face through fer's emotion model (the Keras .hdf5 layers)."""
+    import numpy as np
+    import pkg_resources
+    from tensorflow.keras.models import load_model
+
+    model = load_model(pkg_resources.resource_filename("fer", "data/emotion_model.hdf5"), compile=False)
+    total, by_type = 0, {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        try:
+            out = layer.output.shape
+            inp = layer.input.shape
+        except (AttributeError, ValueError):
+            continue
+        if kind == "Conv2D":
+            kh, kw = layer.kernel_size
+            count = out[1] * out[2] * out[3] * kh * kw * inp[3] // getattr(layer, "groups", 1)
+        elif kind == "SeparableConv2D":
+            kh, kw = layer.kernel_size
+            mult = layer.depth_multiplier
+            count = out[1] * out[2] * (inp[3] * mult * kh * kw + inp[3] * mult * out[3])
+        elif kind == "DepthwiseConv2D":
+            kh, kw = layer.kernel_size
+            count = out[1] * out[2] * inp[3] * layer.depth_multiplier * kh * kw
+        elif kind == "Dense":
+            count = int(np.prod(inp[1:])) * out[-1]
+        else:
+            continue
+        total += int(count)
+        by_type[kind] = by_type.get(kind, 0) + int(count)
+    return {"macs": total, "macs_by_op": by_type, "params": int(model.count_params()),
+            "input": [int(d) for d in model.input_shape[1:]], "model": "fer/data/emotion_model.hdf5"}
+
+
+TASKS = {"macs": macs, "cold": cold, "classify": classify, "e2e": e2e, "video": video, "size": size, "versions": versions}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fer_worker")
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--params", default="{}")
+    parser.add_argument("--result", required=True)
+    args = parser.parse_args(argv)
+    result = TASKS[args.task](args.inputs, json.loads(args.params))
+    from . import _timing
+
+    _timing.write_result(args.result, {"library": "fer", "task": args.task, **result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""MkDocs hooks for the emofer site (mkdocs.yml: ``hooks: [docs/hooks.py]``).
+
+- Pages that other tools generate (model reports, benchmarks, errors, framing) are listed in
+  the nav only when they exist, so ``mkdocs build --strict`` passes in any checkout.
+  Links to such a page from other pages become plain text while it is missing.
+- Figures a report links to but git does not keep (examples.png shows dataset faces) are
+  replaced by a note instead of failing the strict build.
+- Tables of the bundled models and the commands that reproduce them are written from each
+  bundled model's config.json and model card, between ``<!-- emofer:NAME -->`` and
+  ``<!-- /emofer:NAME -->`` markers, so they cannot drift from what is shipped.
+- ``emofer ... --help`` texts are inserted at ``<!-- emofer:help ARGS -->`` markers.
+- Sphinx roles in docstrings (:class:`Face`) are shown as code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import io
+import json
+import logging
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File
+
+log = logging.getLogger("mkdocs.hooks.emofer")
+
+REPO = Path(__file__).resolve().parents[1]
+#: Nav pages that may be absent (written by training/export.py, benchmarks/, other changes).
+OPTIONAL_PAGES = ("models/*/report.md", "benchmarks.md", "errors.md", "framing.md")
+#: Images from examples/images served under images/ on the site.
+EXAMPLE_IMAGES = REPO / "examples" / "images"
+HELP_COLUMNS = "100"
+
+_BLOCK = re.compile(r"<!-- emofer:(?P<name>[\w-]+) -->.*?<!-- /emofer:(?P=name) -->", re.S)
+_HELP = re.compile(r"<!-- emofer:help (?P<args>[^>]*?) -->")
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)")
+_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]+)\]\((?P<target>[^)\s#]+\.md)(?P<anchor>#[^)\s]*)?\)")
+_ROLE = re.compile(r":(?:class|meth|func|attr|exc|mod|data|obj|const):(<code>)~?")
+
+
+# -- nav -----------------------------------------------------------------------------------
+
+
+def on_config(config: Any) -> Any:
+    docs = Path(config["docs_dir"])
+    config["nav"] = _prune(config["nav"], docs)
+    return config
+
+
+def _prune(items: list, docs: Path) -> list:
+    kept = []
+    for item in items:
+        title, target = next(iter(item.items())) if isinstance(item, dict) else (None, item)
+        if isinstance(target, list):
+            target = _prune(target, docs)
+            if not target:
+                continue
+        elif isinstance(target, str) and _optional(target) and not (docs / target).is_file():
+            log.info("nav: %s is not there (yet); left out", target)
+            continue
+        kept.append({title: target} if title is not None else target)
+    return kept
+
+
+def _optional(page: str) -> bool:
+    return any(fnmatch.fnmatch(page, pattern) for pattern in OPTIONAL_PAGES)
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def on_files(files: Any, config: Any) -> Any:
+    for path in sorted(EXAMPLE_IMAGES.glob("*.png")) + sorted(EXAMPLE_IMAGES.glob("*.jpg")):
+        files.append(File(f"images/{path.name}", str(EXAMPLE_IMAGES.parent), config["site_dir"],
+                          config["use_directory_urls"]))
+    return files
+
+
+# -- page sources ----------------------------------------------------------------------------
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    docs = Path(config["docs_dir"])
+    markdown = _BLOCK.sub(lambda m: _generated(m.group("name"), page.file.src_uri, docs), markdown)
+    markdown = _HELP.sub(lambda m: _help(shlex.split(m.group("args"))), markdown)
+    markdown = _unlink_missing_pages(markdown, page, docs)
+    if page.file.src_uri.startswith("models/"):
+        markdown = _drop_missing_images(markdown, page, files)
+    return markdown
+
+
+def _generated(name: str, page: str, docs: Path) -> str:
+    if name == "models-table":
+        return _models_table(page, docs)
+    if name == "reproduce":
+        return _reproduce()
+    raise ValueError(f"docs/{page}: unknown generated block emofer:{name}")
+
+
+def _bundled() -> list[tuple[str, dict, str]]:
+    """(short name, config.json, model card text) of each bundled model, default first."""
+    from emofer.hub import DEFAULT_MODEL, bundled_models
+
+    found = []
+    for folder in bundled_models().values():
+        card = folder / "README.md"
+        found.append((folder.name, json.loads((folder / "config.json").read_text(encoding="utf-8")),
+                      card.read_text(encoding="utf-8") if card.is_file() else ""))
+    return sorted(found, key=lambda model: (model[1].get("name") != DEFAULT_MODEL, model[0]))
+
+
+def _models_table(page: str, docs: Path) -> str:
+    from emofer.hub import DEFAULT_MODEL
+
+    base = Path(page).parent
+    rows = ["| model | emotions | PrivateTest accuracy | macro F1 | trained with | report |",
+            "|---|---|---:|---:|---|---|"]
+    for short, config, _ in _bundled():
+        private = config.get("metrics", {}).get("PrivateTest", {})
+        trained = config.get("trained_on", {})
+        report = Path("models") / short / "report.md"
+        link = f"[report]({os.path.relpath(report, base)})" if (docs / report).is_file() else "not generated yet"
+        name = f"`{config['name']}`" + (" (default)" if config["name"] == DEFAULT_MODEL else "")
+        rows.append(
+            f"| {name} | {', '.join(config['labels'])} | {_number(private.get('accuracy'))} "
+            f"| {_number(private.get('macro_f1'))} | recipe `{trained.get('recipe', '?')}`, "
+            f"{trained.get('epochs', '?')} epochs | {link} |"
+        )
+    if len(rows) == 2:
+        return "No model is bundled in this checkout."
+    return "\n".join(rows)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def _reproduce() -> str:
+    parts = []
+    for short, config, card in _bundled():
+        trained = config.get("trained_on", {})
+        recipe = trained.get("recipe") or "?"
+        run = f"runs/{recipe}"
+        train = _with_out(trained.get("command") or f"python -m training.train --recipe {recipe} --out RUN", run)
+        train += _epochs_flag(recipe, trained, train)
+        export = re.search(r"^- Export: `([^`]+)`", card, re.M)
+        export = export.group(1) if export else (
+            f"python -m training.export RUN_DIR --name {config['name']} --out src/emofer/models/{short}"
+            + (" --tta-flip" if trained.get("tta_flip") else "")
+            + (" --calibrate" if config.get("temperature", 1.0) != 1.0 else ""))
+        parts += [
+            f"### `{config['name']}`",
+            "",
+            f"Recipe `training/recipes/{recipe}.json`, {trained.get('epochs', '?')} epochs "
+            f"(best {trained.get('best_epoch', '?')}) on {trained.get('machine', '?')} with Keras "
+            f"{trained.get('keras', '?')} ({trained.get('backend', '?')} backend).",
+            "",
+            "```bash",
+            train,
+            export.replace("RUN_DIR", run),
+            f"python -m training.publish src/emofer/models/{short} --repo {config['name']} --dry-run",
+            "```",
+            "",
+            f"The same on a GPU: prefix the first command with `KERAS_BACKEND=jax` (or `torch`). "
+            f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.",
+            "",
+        ]
+    return "\n".join(parts) or "No model is bundled in this checkout."
+
+
+def _epochs_flag(recipe: str, trained: dict, command: str) -> str:
+    """`` --epochs N`` when the shipped run was stopped before its recipe's end, not by early stopping."""
+    path = REPO / "training" / "recipes" / f"{recipe}.json"
+    if "--epochs" in command or not path.is_file():
+        return ""
+    planned = json.loads(path.read_text(encoding="utf-8"))
+    epochs, best = trained.get("epochs"), trained.get("best_epoch")
+    if not isinstance(epochs, int) or not isinstance(best, int) or epochs >= planned.get("epochs", 0):
+        return ""
+    stopped_early = epochs - best >= planned.get("patience", 10)
+    return "" if stopped_early else f" --epochs {epochs}"
+
+
+def _with_out(command: str, run: str) -> str:
+    """``command`` with its ``--out`` folder replaced by ``run`` (the original was a local path)."""
+    words = shlex.split(command)
+    if "--out" in words and words.index("--out") + 1 < len(words):
+        words[words.index("--out") + 1] = run
+    return shlex.join(words)
+
+
+def _help(args: list[str]) -> str:
+    """The --help text of ``emofer ARGS`` (or ``emofer-cam`` when ARGS starts with it), as a code block."""
+    from emofer import cam, cli
+
+    main, argv = (cam.main, args[1:]) if args[:1] == ["emofer-cam"] else (cli.main, args)
+    stream = io.StringIO()
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_COLUMNS
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.suppress(SystemExit):
+            main([*argv, "--help"])
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+    return "```text\n" + stream.getvalue().rstrip() + "\n```"
+
+
+def _unlink_missing_pages(markdown: str, page: Any, docs: Path) -> str:
+    """Links to optional pages that are not there (yet) become their plain text."""
+    base = Path(page.file.src_uri).parent
+
+    def replace(match: re.Match) -> str:
+        target = os.path.normpath(base / match.group("target")).replace(os.sep, "/")
+        if _optional(target) and not (docs / target).is_file():
+            return match.group("text")
+        return match.group(0)
+
+    return _LINK.sub(replace, markdown)
+
+
+def _drop_missing_images(markdown: str, page: Any, files: Any) -> str:
+    """Replace images whose file is not in this checkout by a note saying how to make it."""
+    base = Path(page.file.src_uri).parent
+
+    def replace(match: re.Match) -> str:
+        target = match.group("target")
+        if "://" in target or files.get_file_from_path((base / target).as_posix()) is not None:
+            return match.group(0)
+        return (f"*{match.group('alt') or target}: `{target}` is not in the repository (it shows dataset "
+                f"faces); `python -m training.evaluate` writes it.*")
+
+    return _IMAGE.sub(replace, markdown)
+
+
+# -- rendered pages --------------------------------------------------------------------------
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return _ROLE.sub(r"\1", html)
