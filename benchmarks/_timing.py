@@ -82,14 +82,33 @@ def _requirement_class() -> Any:
     return Requirement
 
 
-def dependency_closure(roots: Iterable[str]) -> list[str]:
+#: Distributions installed in place of a required one (same import package, another build).
+ALTERNATIVES = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow-intel", "tensorflow-macos"),
+    "opencv-python": ("opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"),
+    "onnxruntime": ("onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
+}
+
+
+def _installed(name: str) -> Any:
+    from importlib import metadata
+
+    for candidate in (name, *ALTERNATIVES.get(name, ())):
+        try:
+            return metadata.distribution(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def dependency_closure(roots: Iterable[str], missing: list[str] | None = None) -> list[str]:
     """Distribution names (canonical) of ``roots`` and everything they require here, recursively.
 
     Requirements are read from each installed distribution's metadata; environment markers
-    are evaluated for this interpreter, extras are not followed (a plain ``pip install``).
+    are evaluated for this interpreter, extras are not followed (a plain ``pip install``). A
+    requirement met by another build (tensorflow by tensorflow-cpu) counts that build; names
+    required but not installed are appended to ``missing``.
     """
-    from importlib import metadata
-
     requirement = _requirement_class()
     seen: dict[str, None] = {}
     todo = [(_canonical(r), frozenset()) for r in roots]
@@ -97,9 +116,13 @@ def dependency_closure(roots: Iterable[str]) -> list[str]:
         name, extras = todo.pop()
         if name in seen:
             continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
+        dist = _installed(name)
+        if dist is None:
+            if missing is not None and name not in missing:
+                missing.append(name)
+            continue
+        name = _canonical(dist.metadata["Name"])
+        if name in seen:
             continue
         seen[name] = None
         for line in dist.requires or []:
@@ -134,10 +157,12 @@ def closure_size(roots: Iterable[str], skip: Iterable[str] = ()) -> dict[str, An
 
     skipped = {_canonical(s) for s in skip}
     sizes = {}
-    for name in dependency_closure(roots):
+    missing: list[str] = []
+    for name in dependency_closure(roots, missing):
         if name in skipped:
             continue
         dist = metadata.distribution(name)
         sizes[f"{dist.metadata['Name']}=={dist.version}"] = round(dist_size_bytes(name) / 2**20, 2)
     ordered = dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
-    return {"total_mib": round(sum(ordered.values()), 1), "distributions": len(ordered), "mib_by_distribution": ordered}
+    return {"total_mib": round(sum(ordered.values()), 1), "distributions": len(ordered),
+            "mib_by_distribution": ordered, "required_not_installed": sorted(missing)}

@@ -137,7 +137,7 @@ def fer_installed(python: Path) -> bool:
     """True when ``python`` has fer FER_VERSION installed (read from metadata: no TensorFlow import)."""
     if not python.exists():
         return False
-    probe = f"import importlib.metadata as m; print(m.version('fer'))"
+    probe = "import importlib.metadata as m; print(m.version('fer'))"
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
     return done.returncode == 0 and done.stdout.strip() == FER_VERSION
 
@@ -220,10 +220,9 @@ class Runner:
         return data
 
 
-def _cold(runner: Runner, python: Any, library: str, runs: int, **params: Any) -> dict[str, Any]:
+def _cold_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     from ._timing import summarize
 
-    results = [runner.run(python, library, "cold", **params) for _ in range(runs)]
     keys = ("import_s", "load_s", "import_load_s", "first_predict_s", "process_wall_s", "peak_rss_mib")
     summary = {key: summarize([r[key] for r in results], digits=4) for key in keys}
     summary.update({k: results[0][k] for k in ("detector", "model", "faces") if k in results[0]})
@@ -234,51 +233,84 @@ def _strip(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in ("library", "task")}
 
 
-def measure_emofer(runner: Runner, s: Settings, model: str, detectors: list[str], video: Path,
-                   video_detectors: list[str]) -> dict[str, Any]:
+class FerSide:
+    """fer's measurements; after the first failure fer is marked skipped and emofer goes on alone."""
+
+    def __init__(self, runner: Runner, python: Path | None, skipped: str | None = None):
+        self.runner = runner
+        self.python = python
+        self.out: dict[str, Any] = {"skipped": skipped} if skipped else {}
+
+    @property
+    def active(self) -> bool:
+        return self.python is not None and "skipped" not in self.out
+
+    def run(self, task: str, **params: Any) -> dict[str, Any] | None:
+        """One fer worker's result without library/task keys, or None (fer skipped or failed now)."""
+        if not self.active:
+            return None
+        try:
+            return _strip(self.runner.run(self.python, "fer", task, **params))
+        except WorkerError as exc:
+            self.out = {"skipped": f"a fer measurement failed: {exc}"}
+            print(f"fer failed, going on without it: {exc}", file=sys.stderr)
+            return None
+
+    def put(self, *keys: str, value: Any) -> None:
+        """Store ``value`` at out[keys...] while fer is still measured."""
+        if value is None or not self.active:
+            return
+        target = self.out
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = value
+
+
+def measure(runner: Runner, s: Settings, model: str, detectors: list[str], video: Path,
+            video_detectors: list[str], fer: FerSide, quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every figure, emofer then fer for each, so both see the machine in the same state."""
     py = sys.executable
-    out: dict[str, Any] = {"model": model, "detectors": detectors}
-    print("emofer:", file=sys.stderr)
-    out["cold"] = _cold(runner, py, "emofer", s.cold_runs, model=model, detector="auto")
-    classify = dict(model=model, detector="none", warmup=s.warmup, repeats=s.repeats, batches=list(s.batches),
-                    batch_warmup=s.batch_warmup, batch_repeats=s.batch_repeats, sweep=list(s.sweep))
-    out["classify"] = {
-        "threads_1": _strip(runner.run(py, "emofer", "classify", threads=1, **classify)),
-        "threads_default": _strip(runner.run(py, "emofer", "classify", threads=None, **classify)),
-    }
-    out["e2e"] = {d: _strip(runner.run(py, "emofer", "e2e", model=model, detector=d, warmup=s.e2e_warmup,
-                                       repeats=s.e2e_repeats)) for d in detectors}
-    out["video"] = {d: _strip(runner.run(py, "emofer", "video", model=model, detector=d, path=str(video)))
-                    for d in video_detectors}
-    out["size"] = _strip(runner.run(py, "emofer", "size"))
-    return out
+    emofer: dict[str, Any] = {"model": model, "detectors": detectors}
 
+    info = fer.run("versions")
+    if info is not None:
+        fer.put("versions", value=info["versions"])
+        fer.put("detectors", value=["haar"] + ([] if info.get("mtcnn_unavailable") else ["mtcnn"]))
+        fer.put("mtcnn_unavailable", value=info.get("mtcnn_unavailable"))
 
-def measure_fer(runner: Runner, s: Settings, python: Path, video: Path, quick: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    print("fer:", file=sys.stderr)
-    info = runner.run(python, "fer", "versions")
-    out["versions"] = info["versions"]
-    detectors = ["haar"] + ([] if info.get("mtcnn_unavailable") else ["mtcnn"])
-    out["detectors"] = detectors
-    if info.get("mtcnn_unavailable"):
-        out["mtcnn_unavailable"] = info["mtcnn_unavailable"]
-    out["cold"] = _cold(runner, python, "fer", s.cold_runs, detector="haar")
-    classify = dict(warmup=s.warmup, repeats=s.repeats, batches=list(s.batches), batch_warmup=s.batch_warmup,
-                    batch_repeats=s.batch_repeats)
-    out["classify"] = {
-        "threads_1": _strip(runner.run(python, "fer", "classify", threads=1, backend="tflite", **classify)),
-        "threads_default": _strip(runner.run(python, "fer", "classify", threads=None, backend="tflite", **classify)),
-    }
+    # cold start: emofer and fer alternate, one fresh process each
+    runs: dict[str, list[dict[str, Any]]] = {"emofer": [], "fer": []}
+    for _ in range(s.cold_runs):
+        runs["emofer"].append(runner.run(py, "emofer", "cold", model=model, detector="auto"))
+        cold = fer.run("cold", detector="haar")
+        if cold is not None:
+            runs["fer"].append(cold)
+    emofer["cold"] = _cold_summary(runs["emofer"])
+    fer.put("cold", value=_cold_summary(runs["fer"]) if runs["fer"] else None)
+
+    common = dict(warmup=s.warmup, repeats=s.repeats, batches=list(s.batches), batch_warmup=s.batch_warmup,
+                  batch_repeats=s.batch_repeats)
+    emofer["classify"] = {}
+    for key, threads in (("threads_1", 1), ("threads_default", None)):
+        emofer["classify"][key] = _strip(runner.run(py, "emofer", "classify", model=model, detector="none",
+                                                    threads=threads, sweep=list(s.sweep), **common))
+        fer.put("classify", key, value=fer.run("classify", threads=threads, backend="tflite", **common))
     if not quick:
-        out["classify"]["keras_threads_default"] = _strip(
-            runner.run(python, "fer", "classify", threads=None, backend="keras", **classify))
-    out["e2e"] = {d: _strip(runner.run(python, "fer", "e2e", detector=d, warmup=s.e2e_warmup, repeats=s.e2e_repeats))
-                  for d in detectors}
-    out["video"] = {d: _strip(runner.run(python, "fer", "video", detector=d, path=str(video))) for d in detectors}
-    out["size"] = _strip(runner.run(python, "fer", "size"))
-    out["model_macs"] = _strip(runner.run(python, "fer", "macs"))
-    return out
+        fer.put("classify", "keras_threads_default",
+                value=fer.run("classify", threads=None, backend="keras", **common))
+
+    emofer["e2e"] = {d: _strip(runner.run(py, "emofer", "e2e", model=model, detector=d, warmup=s.e2e_warmup,
+                                          repeats=s.e2e_repeats)) for d in detectors}
+    for d in fer.out.get("detectors", []):
+        fer.put("e2e", d, value=fer.run("e2e", detector=d, warmup=s.e2e_warmup, repeats=s.e2e_repeats))
+    emofer["video"] = {d: _strip(runner.run(py, "emofer", "video", model=model, detector=d, path=str(video)))
+                       for d in video_detectors}
+    for d in fer.out.get("detectors", []):
+        fer.put("video", d, value=fer.run("video", detector=d, path=str(video)))
+    emofer["size"] = _strip(runner.run(py, "emofer", "size"))
+    fer.put("size", value=fer.run("size"))
+    fer.put("model_macs", value=fer.run("macs"))
+    return emofer, fer.out
 
 
 def measure_floor(model: str, emofer: dict[str, Any], peak_repeats: int) -> dict[str, Any]:
@@ -320,7 +352,7 @@ def _get(data: dict[str, Any], *keys: str) -> Any:
 
 FRAME_SETS = [("frame_640x480_1", "640x480, 1 face"), ("frame_640x480_5", "640x480, 5 faces"),
               ("frame_1280x720_1", "1280x720, 1 face"), ("frame_1280x720_5", "1280x720, 5 faces"),
-              ("photos", "faces-boxes photos (332-500 px, 4.8 faces)")]
+              ("photos", "faces-boxes photos (9 photos, 332-500 px, 43 faces)")]
 
 
 def _columns(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -351,7 +383,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["> **Quick run**: a few iterations only, for checking that the benchmark works. Do not quote",
                   "> these figures.", ""]
     if fer.get("skipped"):
-        lines += [f"fer was not measured: {fer['skipped']}", ""]
+        reason = " / ".join(line.strip() for line in str(fer["skipped"]).splitlines() if line.strip())
+        lines += [f"fer was not measured: {reason}", ""]
     lines += [
         "## Machine",
         "",
@@ -646,31 +679,32 @@ def main(argv: list[str] | None = None) -> int:
         result["notes"].append(f"YuNet weights not found at {args.yunet}: emofer's yunet detector was not measured.")
     video_detectors = detectors[-1:] if args.quick else detectors
 
-    fer_python = None
+    fer_python, fer_skipped = None, None
     if args.emofer_only:
-        result["fer"] = {"skipped": "--emofer-only"}
+        fer_skipped = "--emofer-only"
     else:
         try:
             fer_python = ensure_fer_venv(args.fer_venv, args.fer_venv.parent / "setup.log")
         except (RuntimeError, OSError) as exc:
-            result["fer"] = {"skipped": f"fer's venv could not be set up: {exc}"}
+            fer_skipped = f"fer's venv could not be set up: {exc}"
             print(f"fer skipped: {exc}", file=sys.stderr)
 
-    with tempfile.TemporaryDirectory(prefix="emofer-bench-") as tmp:
-        from . import speed_inputs
+    from . import speed_inputs
 
+    for needed in (speed_inputs.FER_ZIP, speed_inputs.FACES_BOXES / "images"):
+        if not needed.exists():
+            print(f"{needed} not found: the benchmark makes its inputs from ../shared/data beside the checkout",
+                  file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="emofer-bench-") as tmp:
         print(f"inputs -> {tmp}", file=sys.stderr)
         inputs = speed_inputs.build(Path(tmp), variants=settings.frame_variants, video_seconds=settings.video_seconds,
                                     crop_count=settings.crops)
         result["inputs"] = {k: v for k, v in inputs.items() if k not in ("npz", "video")}
         runner = Runner(Path(tmp), Path(inputs["npz"]), settings.worker_timeout_s, env)
-        result["emofer"] = measure_emofer(runner, settings, model, detectors, Path(inputs["video"]), video_detectors)
-        if fer_python is not None:
-            try:
-                result["fer"] = measure_fer(runner, settings, fer_python, Path(inputs["video"]), args.quick)
-            except WorkerError as exc:
-                result["fer"] = {"skipped": f"a fer measurement failed: {exc}"}
-                print(f"fer failed: {exc}", file=sys.stderr)
+        fer = FerSide(runner, fer_python, fer_skipped)
+        result["emofer"], result["fer"] = measure(runner, settings, model, detectors, Path(inputs["video"]),
+                                                  video_detectors, fer, args.quick)
     print("floor ...", file=sys.stderr)
     result["floor"] = measure_floor(model, result["emofer"], settings.peak_repeats)
     if "versions" in result.get("fer", {}):

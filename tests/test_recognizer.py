@@ -127,3 +127,17 @@ def test_pickle_round_trip(tiny):
 def test_fer5_is_bundled_too():
     rec = EmotionRecognizer.from_pretrained("emofer/fer5", detector="none")
     assert rec.labels == ("angry", "disgust", "happy", "sad", "surprise")
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["emofer/fer5", "emofer/fer7"])
+def test_classify_reproduces_the_reported_accuracy(name):
+    """emofer's classify on every PrivateTest face gives, to the 4th decimal, the accuracy that
+    training/evaluate.py wrote into the bundled config.json (same preprocessing, same figure)."""
+    data = pytest.importorskip("training.data", reason="training/ is not importable from here")
+    need(data.DATA_ROOT / "fer2013-images.zip", "FER2013 archive")
+    rec = EmotionRecognizer.from_pretrained(name, detector="none")
+    faces = data.load("fer2013", "PrivateTest", rec.labels)
+    accuracy = float((rec.classify(faces.pixels).argmax(1) == faces.labels).mean())
+    assert round(accuracy, 4) == rec.config.metrics["PrivateTest"]["accuracy"]
+    assert len(faces) == rec.config.metrics["PrivateTest"]["n"]

@@ -62,10 +62,11 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     which input rows they came from.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    x0 = np.clip(np.rint(boxes[:, 0]), 0, width)
-    y0 = np.clip(np.rint(boxes[:, 1]), 0, height)
-    x1 = np.clip(np.rint(boxes[:, 0] + boxes[:, 2]), 0, width)
-    y1 = np.clip(np.rint(boxes[:, 1] + boxes[:, 3]), 0, height)
-    keep = (x1 > x0) & (y1 > y0)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are dropped below
+        x0 = np.clip(np.rint(boxes[:, 0]), 0, width)
+        y0 = np.clip(np.rint(boxes[:, 1]), 0, height)
+        x1 = np.clip(np.rint(boxes[:, 0] + boxes[:, 2]), 0, width)
+        y1 = np.clip(np.rint(boxes[:, 1] + boxes[:, 3]), 0, height)
+    keep = (x1 > x0) & (y1 > y0) & np.isfinite(boxes).all(axis=1)
     clipped = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)[keep].astype(np.int64)
     return clipped, keep

@@ -17,7 +17,7 @@ __all__ = ["OnnxClassifier", "softmax", "DEFAULT_BATCH_SIZE"]
 log = logging.getLogger("emofer")
 
 #: Faces per onnxruntime call in ``run``; large enough to amortise the call, small for memory.
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 64
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -23,7 +23,7 @@ from emofer import EmotionRecognizer  # noqa: E402
 from emofer.config import ModelConfig  # noqa: E402
 from emofer.model import sha256_of  # noqa: E402
 from emofer.preprocess import normalize  # noqa: E402
-from training import data, export, metrics, publish  # noqa: E402
+from training import data, export, framing, metrics, publish  # noqa: E402
 from training.train import NORM, load_recipe, train  # noqa: E402
 
 NAME = "emofer/smoke5"
@@ -53,6 +53,14 @@ def checkpoint(run_dir):
 
 def _strided(faces: data.FaceSet, n: int) -> data.FaceSet:
     return faces.take(np.linspace(0, len(faces) - 1, n).astype(int))  # every class of the sorted split
+
+
+def test_crop_by_detector_comes_from_framing_json(exported):
+    """export copies docs/framing.json's crop_by_detector (training/framing.py) into config.json."""
+    folder, _, config = exported
+    expected = framing.load_policies(framing.DEFAULT_POLICIES) if framing.DEFAULT_POLICIES.is_file() else {}
+    assert config.crop_by_detector == expected
+    assert ModelConfig.load(folder / "config.json").crop_by_detector == expected
 
 
 def test_model_folder(exported):
