@@ -123,20 +123,23 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
-    """Start ``model`` from a trained checkpoint of the same network: every layer but the
-    classifier head is copied (the head's class count may differ)."""
+    """Start ``model`` from a trained checkpoint of the same network: every layer is copied,
+    the classifier head too when its class count matches (else it starts fresh)."""
     source = keras.models.load_model(checkpoint, custom_objects={"StochasticDepth": nets.StochasticDepth})
     if len(source.layers) != len(model.layers):
         raise SystemExit(f"{checkpoint} is not the same network as the recipe's ({len(source.layers)} vs "
                          f"{len(model.layers)} layers)")
     copied = 0
-    for theirs, ours in zip(source.layers[:-1], model.layers[:-1]):
+    for theirs, ours in zip(source.layers, model.layers):
         weights = theirs.get_weights()
         if [w.shape for w in weights] != [w.shape for w in ours.get_weights()]:
+            if ours is model.layers[-1]:
+                log.info("classifier head left fresh (%s -> %s classes)", weights[-1].shape, ours.get_weights()[-1].shape)
+                continue
             raise SystemExit(f"{checkpoint}: layer {theirs.name} does not fit {ours.name}")
         ours.set_weights(weights)
         copied += bool(weights)
-    log.info("initialised %d layers from %s (head left fresh)", copied, checkpoint)
+    log.info("initialised %d layers from %s", copied, checkpoint)
 
 
 def _write_json(path: Path, obj) -> None:
