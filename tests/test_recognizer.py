@@ -34,7 +34,7 @@ def test_public_names():
 
 def test_bundled_default_is_a_fer2013_model(bundled):
     assert bundled.config.name == "emofer/fer7"
-    assert bundled.config.trained_on["dataset"] == "FER2013"
+    assert bundled.config.trained_on["dataset"].lower() == "fer2013"
     assert set(bundled.labels) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 

@@ -252,7 +252,9 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
                                           "PublicTest": {"accuracy": round(public_eval.scores.accuracy, 4),
                                                          "n": public_eval.scores.n}})
     config.save(out / CONFIG_NAME)
-    (out / CARD_NAME).write_text(model_card(config, private_eval), encoding="utf-8")
+    card = model_card(config, private_eval)
+    (out / CARD_NAME).write_text(card, encoding="utf-8")
+    (report_dir / "card.md").write_text(card.split("---\n", 2)[-1].lstrip(), encoding="utf-8")  # docs copy
     log.info("exported %s to %s", name, out)
     return config
 

@@ -103,7 +103,7 @@ def test_report_written(exported):
     folder, report, config = exported
     names = {p.name for p in report.iterdir()}
     assert names == {"report.json", "report.md", "confusion_matrix.png", "per_class.png", "reliability.png",
-                     "examples.png", "curves.png", "distributions.png"}
+                     "examples.png", "curves.png", "distributions.png", "card.md"}
     assert all((report / n).stat().st_size < 200_000 for n in names)
     saved = json.loads((report / "report.json").read_text())
     assert saved["split"] == "PrivateTest" and saved["n"] == 2435
@@ -114,6 +114,8 @@ def test_report_written(exported):
 
 def test_model_card(exported):
     text = (exported[0] / "README.md").read_text()
+    docs_copy = (exported[1] / "card.md").read_text()
+    assert text.endswith(docs_copy) and not docs_copy.startswith("---")
     assert text.startswith("---\nlibrary_name: emofer\nlicense: mit\n")
     for section in ("## How to use", "## Metrics", "## Intended use", "## Out-of-scope uses", "## Limitations",
                     "## Training data and licences", "## Training"):
