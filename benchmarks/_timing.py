@@ -55,6 +55,29 @@ def rate(times: Iterable[float], items: int) -> dict[str, Any]:
     return summarize([items / t for t in times], digits=2)
 
 
+def time_frame_sets(data: Any, predict: Callable[[Any], Any], detect: Callable[[Any], Any],
+                    warmup: int, repeats: int) -> dict[str, Any]:
+    """End-to-end and detection-only times for each frame set of an inputs.npz, plus faces found.
+
+    ``predict(frame)`` returns the faces found; ``detect(frame)`` runs the detector alone.
+    """
+    sets = {key: data[key] for key in data.files if key.startswith("frame_")}
+    sets["photos"] = [data[key] for key in sorted(data.files) if key.startswith("photo_")]
+    out: dict[str, Any] = {}
+    for key, frames in sets.items():
+        k = len(frames)
+        found: list[int] = []
+        times = time_calls(lambda i: found.append(len(predict(frames[i % k]))), warmup, repeats)
+        detected = time_calls(lambda i: detect(frames[i % k]), warmup, repeats)
+        out[key] = {
+            "ms": ms(times),
+            "detect_ms": ms(detected),
+            "faces_found_per_frame": round(float(np.mean(found[warmup:])), 2),
+            "images": k,
+        }
+    return out
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB (ru_maxrss is KiB on Linux)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -103,22 +103,8 @@ def e2e(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
 
     recognizer = _recognizer(params)
     data = np.load(inputs)
-    out: dict[str, Any] = {"detector": recognizer.detector.name, "threads": params.get("threads"), "frames": {}}
-    sets = {key: data[key] for key in data.files if key.startswith("frame_")}
-    sets["photos"] = [data[key] for key in sorted(data.files) if key.startswith("photo_")]
-    for key, frames in sets.items():
-        k = len(frames)
-        found: list[int] = []
-        times = t.time_calls(lambda i: found.append(len(recognizer.predict(frames[i % k]))),
-                             params["warmup"], params["repeats"])
-        detect = t.time_calls(lambda i: recognizer.detect(frames[i % k]), params["warmup"], params["repeats"])
-        counted = found[params["warmup"]:]
-        out["frames"][key] = {
-            "ms": t.ms(times),
-            "detect_ms": t.ms(detect),
-            "faces_found_per_frame": round(float(np.mean(counted)), 2),
-            "images": k,
-        }
+    out: dict[str, Any] = {"detector": recognizer.detector.name, "threads": params.get("threads"),
+                           "frames": t.time_frame_sets(data, recognizer.predict, recognizer.detect, params["warmup"], params["repeats"])}
     return out
 
 
