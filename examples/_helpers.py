@@ -6,13 +6,11 @@ Every emofer call an example is about stays in the example itself.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from emofer import EmotionRecognizer, ModelLoadError
 
 REPO = Path(__file__).resolve().parents[1]
 #: The photo shipped with the examples (public domain, see images/SOURCES.md).
@@ -22,21 +20,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FACES_BOXES = SHARED_DATA / "faces-boxes"
 #: Where the examples write by default (ignored by git).
 OUTPUT = REPO / "examples" / "output"
-#: The model examples fall back to while the default (emofer/fer7) is not bundled yet.
-FALLBACK_MODEL = "emofer/fer5"
 #: Size and rate of the videos the examples make for themselves.
 VIDEO_SIZE = (320, 240)
 VIDEO_FPS = 10.0
-
-
-def load_recognizer(**options) -> EmotionRecognizer:
-    """``EmotionRecognizer.from_pretrained(**options)``: the bundled default model, or
-    emofer/fer5 (with a note) where this installation does not bundle the default."""
-    try:
-        return EmotionRecognizer.from_pretrained(**options)
-    except ModelLoadError as exc:
-        print(f"note: {exc}\nnote: using {FALLBACK_MODEL} instead", file=sys.stderr)
-        return EmotionRecognizer.from_pretrained(FALLBACK_MODEL, **options)
 
 
 def skip(reason: str) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _helpers import EXAMPLE_PHOTO, FACES_BOXES, load_recognizer, skip
+from emofer import EmotionRecognizer
+from _helpers import EXAMPLE_PHOTO, FACES_BOXES, skip
 
 #: Stands in for "another detector": OpenCV's alt2 cascade, with its own settings.
 CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml" if hasattr(cv2, "data") else None
@@ -60,7 +61,7 @@ def main() -> None:
     alt2_faces.cascade = cv2.CascadeClassifier(CASCADE)
 
     # 1. A function as the detector: used by every predict() call of this recognizer.
-    recognizer = load_recognizer(detector=alt2_faces)
+    recognizer = EmotionRecognizer.from_pretrained(detector=alt2_faces)
     faces = recognizer.predict(image)
     print(f"1. detector=alt2_faces on {image.name}: {len(faces)} face(s)")
     for face in faces:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import cv2
 
-from emofer import ImageReadError
-from _helpers import EXAMPLE_PHOTO, FACES_BOXES, OUTPUT, load_recognizer, skip
+from emofer import EmotionRecognizer, ImageReadError
+from _helpers import EXAMPLE_PHOTO, FACES_BOXES, OUTPUT, skip
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 QUICK_IMAGES = 3
@@ -25,7 +25,7 @@ QUICK_IMAGES = 3
 
 def write_faces_csv(folder: Path, out: Path, limit: int | None = None) -> tuple[int, int]:
     """Write one CSV row per face found in the images under ``folder``; return (images, faces)."""
-    recognizer = load_recognizer()
+    recognizer = EmotionRecognizer.from_pretrained()
     images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)[:limit]
     columns = ["file", "x", "y", "w", "h", "emotion", "confidence", *recognizer.labels]
     faces_written = 0

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from emofer import EmotionRecognizer, ModelLoadError, hub
-from _helpers import EXAMPLE_PHOTO, FALLBACK_MODEL, skip
+from _helpers import EXAMPLE_PHOTO, skip
 
 TAG = "v1"
 FILES = ("config.json", "model.onnx", "README.md")
@@ -48,9 +48,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="accepted for uniformity: this example is quick")
     parser.parse_args()
     bundled = hub.bundled_models()
-    repo = hub.DEFAULT_MODEL if hub.DEFAULT_MODEL in bundled else FALLBACK_MODEL
+    repo = hub.DEFAULT_MODEL
     if repo not in bundled:
-        skip(f"no bundled model to build a cache from (looked for {hub.DEFAULT_MODEL} and {FALLBACK_MODEL})")
+        skip(f"no bundled model to build a cache from (looked for {hub.DEFAULT_MODEL})")
 
     print("Online, a user runs:")
     print(f'    recognizer = EmotionRecognizer.from_pretrained("{repo}", revision="{TAG}")')

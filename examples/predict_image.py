@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 
 import emofer
-from _helpers import EXAMPLE_PHOTO, OUTPUT, load_recognizer, skip
+from emofer import EmotionRecognizer
+from _helpers import EXAMPLE_PHOTO, OUTPUT, skip
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     if not args.image.is_file():
         skip(f"{args.image} does not exist")
 
-    recognizer = load_recognizer()                 # EmotionRecognizer.from_pretrained(): bundled, offline
+    recognizer = EmotionRecognizer.from_pretrained()  # the bundled default model, offline
     faces = recognizer.predict(args.image)         # list[Face], one per face found
     annotated = emofer.draw(args.image, faces, bars=args.bars)   # a BGR copy with boxes and labels
 

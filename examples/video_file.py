@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 from emofer.video import iter_frames, write_table, write_video
-from _helpers import OUTPUT, load_recognizer, make_video, sample_photos, skip
+from emofer import EmotionRecognizer
+from _helpers import OUTPUT, make_video, sample_photos, skip
 
 QUICK_FRAMES = 20
 
@@ -38,7 +39,7 @@ def main() -> None:
     elif not video.is_file():
         skip(f"{video} does not exist")
 
-    recognizer = load_recognizer()
+    recognizer = EmotionRecognizer.from_pretrained()
     results = []   # one FrameResult per analysed frame; faces carry a track_id and smoothed probabilities
     for result in recognizer.predict_video(video, every_n_frames=args.every, max_frames=max_frames):
         results.append(result)

@@ -23,7 +23,8 @@ import emofer
 from emofer.cam import display_problem
 from emofer.draw import draw_text
 from emofer.video import IoUTracker, Smoother, VideoFileWriter
-from _helpers import OUTPUT, VIDEO_FPS, load_recognizer, make_video, sample_photos, skip
+from emofer import EmotionRecognizer
+from _helpers import OUTPUT, VIDEO_FPS, make_video, sample_photos, skip
 
 WINDOW = "emofer example"
 QUIT_KEYS = (ord("q"), 27)
@@ -63,7 +64,7 @@ def main() -> None:
     capture, described = open_source(args)
     print(f"reading {described}; " + ("showing a window (q or Esc quits)" if window else f"no window ({problem}): writing {args.out}"))
 
-    recognizer = load_recognizer()
+    recognizer = EmotionRecognizer.from_pretrained()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tracker, smoother = IoUTracker(), Smoother()
     writer = None if window else VideoFileWriter(args.out, fps=capture.get(cv2.CAP_PROP_FPS) or VIDEO_FPS)
