@@ -118,6 +118,21 @@ def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def probabilities(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
+    """fer's emotion probabilities for every crop of ``inputs`` (its own resize and scaling), in batches."""
+    import cv2
+    import numpy as np
+
+    fer = _fer(params)
+    crops = np.load(inputs)["crops"]
+    rows = []
+    for start in range(0, len(crops), 256):
+        gray = np.array([cv2.resize(face, (64, 64)) for face in crops[start:start + 256]], dtype="float32")
+        rows.append(np.asarray(fer._classify_emotions((gray / 255.0 - 0.5) * 2.0)).reshape(len(gray), -1))
+    labels = fer._get_labels()
+    return {"labels": [labels[i] for i in range(len(labels))], "probabilities": np.concatenate(rows).tolist()}
+
+
 def e2e(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
     """detect_emotions(frame) on each frame set (detection + classification), and find_faces alone."""
     import numpy as np
@@ -237,7 +252,7 @@ def macs(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
             "input": [int(d) for d in model.input_shape[1:]], "model": "fer/data/emotion_model.hdf5"}
 
 
-TASKS = {"macs": macs, "cold": cold, "classify": classify, "e2e": e2e, "video": video, "size": size, "versions": versions}
+TASKS = {"macs": macs, "cold": cold, "classify": classify, "probabilities": probabilities, "e2e": e2e, "video": video, "size": size, "versions": versions}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ log = logging.getLogger("mkdocs.hooks.emofer")
 
 REPO = Path(__file__).resolve().parents[1]
 #: Nav pages that may be absent (written by training/export.py, benchmarks/, other changes).
-OPTIONAL_PAGES = ("models/*/report.md", "models/*/card.md", "benchmarks.md", "errors.md", "framing.md")
+OPTIONAL_PAGES = ("models/*/report.md", "models/*/card.md", "comparison.md", "benchmarks.md", "errors.md", "framing.md")
 #: Images from examples/images served under images/ on the site.
 EXAMPLE_IMAGES = REPO / "examples" / "images"
 HELP_COLUMNS = "100"

@@ -1,0 +1,62 @@
+"""emofer's bundled models and fer's classifier on the same FER2013 PrivateTest crops.
+
+    python -m benchmarks.accuracy [--fer-venv DIR] [--out docs/comparison]
+
+Both classifiers get the dataset's own 48x48 faces (no detection): emofer through
+``EmotionRecognizer.classify``, fer through its own resize/scaling and ``_classify_emotions``
+(in fer's own venv, see benchmarks/run.py). The 5-emotion figure for fer takes its
+probabilities of angry, disgust, happy, sad and surprise, as fer has no 5-class model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.run import DEFAULT_FER_VENV, ROOT, Runner, ensure_fer_venv
+from emofer import EmotionRecognizer
+from training import data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fer-venv", type=Path, default=DEFAULT_FER_VENV)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "comparison")
+    args = parser.parse_args(argv)
+    faces = data.load("fer2013", "PrivateTest", data.SUBSETS["fer7"])
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "crops.npz"
+        np.savez(inputs, crops=faces.pixels)
+        python = ensure_fer_venv(args.fer_venv, args.fer_venv.parent / "setup.log")
+        fer = Runner(Path(tmp), inputs, 900.0, {}).run(python, "fer", "probabilities")
+    fer_probabilities = np.asarray(fer["probabilities"])
+    rows = []
+    for task in ("fer7", "fer5"):
+        classes = data.SUBSETS[task]
+        keep = np.isin(faces.labels, [faces.classes.index(c) for c in classes])
+        truth = np.array([classes.index(faces.classes[i]) for i in faces.labels[keep]])
+        ours = EmotionRecognizer.from_pretrained(f"emofer/{task}", detector="none")
+        emofer_accuracy = float((ours.classify(faces.pixels[keep]).argmax(1) == truth).mean())
+        columns = [fer["labels"].index(c) for c in classes]
+        fer_accuracy = float((fer_probabilities[keep][:, columns].argmax(1) == truth).mean())
+        rows.append({"task": task, "faces": int(keep.sum()), "emofer": round(emofer_accuracy, 4),
+                     "fer": round(fer_accuracy, 4)})
+    command = "python -m benchmarks.accuracy" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "split": "PrivateTest", "rows": rows}, indent=2) + "\n")
+    table = ["| task | PrivateTest faces | emofer | fer 25.10.3 |", "|---|---:|---:|---:|"]
+    table += [f"| {r['task']} | {r['faces']} | {r['emofer']:.4f} | {r['fer']:.4f} |" for r in rows]
+    args.out.with_suffix(".md").write_text(
+        "# Accuracy: emofer and fer on the same crops\n\n" + (__doc__.split("\n\n", 2)[2]) + "\n"
+        + "\n".join(table) + f"\n\nCommand: `{command}`\n")
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
