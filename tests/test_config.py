@@ -37,6 +37,7 @@ def test_crop_by_detector_falls_back():
         ({"labels": ["a", "b"], "temperature": 0}, "temperature"),
         ({"labels": ["a", "b"], "format_version": 99}, "upgrade emofer"),
         ({"labels": ["a", "b"], "normalize": {"std": 0}}, "std"),
+        ({"labels": ["a", "b"], "crop": {"square": "no"}}, "true or false"),
     ],
 )
 def test_invalid_configs(raw, words):

@@ -135,7 +135,7 @@ DAMAGED = {
     "text named .mp4": (_bytes_of("notes.mp4", lambda _: b"hello, I am text\n" * 20), "could not be opened as a video"),
     "zero bytes": (_bytes_of("zero.mp4", lambda _: b""), "could not be opened as a video"),
     "headers only": (_bytes_of("head.avi", lambda data: data[:300]), "no frame could be read"),
-    "a folder": (lambda folder, six: folder, "does not exist"),
+    "a folder": (lambda folder, six: folder, "is a folder, not a video file"),
     "a missing file": (lambda folder, six: folder / "gone.avi", "does not exist; check the path"),
 }
 

@@ -152,9 +152,12 @@ class ModelConfig:
 
 
 def _crop(raw: dict[str, Any]) -> CropPolicy:
+    square = raw.get("square", True)
+    if not isinstance(square, bool):
+        raise ValueError(f"crop square must be true or false, got {square!r}")
     policy = CropPolicy(
         margin=float(raw.get("margin", 0.0)),
-        square=bool(raw.get("square", True)),
+        square=square,
         shift_y=float(raw.get("shift_y", 0.0)),
     )
     if not (math.isfinite(policy.margin) and math.isfinite(policy.shift_y)):

@@ -99,7 +99,8 @@ class VideoReader:
         else:
             text = os.fspath(source)
             if "://" not in text and not Path(text).is_file():
-                raise VideoError(f"video file {text} does not exist; check the path")
+                what = "is a folder, not a video file" if Path(text).is_dir() else "does not exist"
+                raise VideoError(f"video file {text} {what}; check the path")
             self._capture = cv2.VideoCapture(text)
             if not self._capture.isOpened():
                 raise VideoError(
