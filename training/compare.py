@@ -28,8 +28,9 @@ def compare(run: Path, ensemble: list[Path]) -> dict[str, float]:
     recipe = json.loads((run / "recipe.json").read_text())
     labels = tuple(recipe["classes"])
     public = data.load(recipe["dataset"], "PublicTest", labels)
-    tensor = to_tensor(public.pixels, (48, 48), 1, NORM)
     model = load_checkpoint(run / "best.keras")
+    height, width, channels = model.input_shape[1:]
+    tensor = to_tensor(public.pixels, (height, width), channels, NORM)
     variants = {"plain": model, "flip TTA": with_flip_tta(model)}
     if ensemble:
         members = [load_member(other) for other in ensemble]
