@@ -267,7 +267,8 @@ class FerSide:
 
 
 def measure(runner: Runner, s: Settings, model: str, detectors: list[str], video: Path,
-            video_detectors: list[str], fer: FerSide, quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+            video_detectors: list[str], fer: FerSide, quick: bool,
+            variant: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every figure, emofer then fer for each, so both see the machine in the same state."""
     py = sys.executable
     emofer: dict[str, Any] = {"model": model, "detectors": detectors}
@@ -307,6 +308,14 @@ def measure(runner: Runner, s: Settings, model: str, detectors: list[str], video
                        for d in video_detectors}
     for d in fer.out.get("detectors", []):
         fer.put("video", d, value=fer.run("video", detector=d, path=str(video)))
+    if variant:
+        # the same measurements for the int8 variant: per-face latency and predict with the main detector
+        det = "yunet" if "yunet" in detectors else detectors[0]
+        emofer["variant"] = {"model": variant, "detector": det, "classify": {
+            key: _strip(runner.run(py, "emofer", "classify", model=variant, detector="none", threads=threads, **common))
+            for key, threads in (("threads_1", 1), ("threads_default", None))},
+            "e2e": {det: _strip(runner.run(py, "emofer", "e2e", model=variant, detector=det, warmup=s.e2e_warmup,
+                                           repeats=s.e2e_repeats))}}
     emofer["size"] = _strip(runner.run(py, "emofer", "size"))
     fer.put("size", value=fer.run("size"))
     fer.put("model_macs", value=fer.run("macs"))
@@ -427,9 +436,21 @@ def markdown(result: dict[str, Any]) -> str:
         str(_get(fer, "e2e", "haar", "peak_rss_mib") or "—"))
     row("installed size of the dependencies (MiB)", str(_get(emofer, "size", "dependencies", "total_mib") or "—"),
         str(_get(fer, "size", "total_mib") or "—"))
+    var = emofer.get("variant")
+    if var:
+        row(f"classify 1 face, batch 1, 1 thread (ms), `{var['model']}`",
+            _fmt(_get(var, "classify", "threads_1", "latency_ms"), digits=3),
+            _fmt(_get(fer, "classify", "threads_1", "latency_ms"), digits=3))
+        row(f"predict, 640x480, 1 face (ms; `{var['model']}` {var['detector']}, fer default)",
+            _fmt(_get(var, "e2e", var["detector"], "frames", "frame_640x480_1", "ms")),
+            _fmt(_get(fer, "e2e", "haar", "frames", "frame_640x480_1", "ms")))
     row("model: multiply-accumulates per face (M)", f"{result['floor']['model_macs']['macs'] / 1e6:.1f}",
         f"{fer['model_macs']['macs'] / 1e6:.1f}" if "model_macs" in fer else "—")
 
+    heads = headline(result)
+    if heads:
+        lines += ["", "## Headline ratios", "", "From the medians above (emofer / fer, or fer / emofer for times):", ""]
+        lines += [f"- {h}" for h in heads]
     lines += ["", "## Classifying pre-cropped faces", "",
               f"{result['inputs']['crops']} FER2013 PrivateTest faces (48x48 grey), each library resizing them to its "
               "model's input (emofer: "
@@ -539,6 +560,35 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def headline(result: dict[str, Any]) -> list[str]:
+    """The ratios the README quotes, from this run's medians (empty without fer)."""
+    emofer, fer = result["emofer"], result.get("fer", {})
+    if "e2e" not in fer:
+        return []
+    out = []
+    fer_ms = _get(fer, "e2e", "haar", "frames", "frame_640x480_1", "ms", "median")
+    models = [(emofer["model"], emofer)] + ([(emofer["variant"]["model"], emofer["variant"])] if emofer.get("variant") else [])
+    det = "yunet" if "yunet" in emofer.get("detectors", []) else "haar"
+    for name, side in models:
+        ms = _get(side, "e2e", det, "frames", "frame_640x480_1", "ms", "median")
+        if ms and fer_ms:
+            out.append(f"predict on a 640x480 frame with one face, `{name}` + {det}: {1000 / ms:.0f} frames/s against "
+                       f"fer's {1000 / fer_ms:.0f} ({fer_ms / ms:.1f}x)")
+    for name, side in models:
+        ms = _get(side, "classify", "threads_1", "latency_ms", "median")
+        fer_face = _get(fer, "classify", "threads_1", "latency_ms", "median")
+        if ms and fer_face:
+            out.append(f"classify one face, 1 thread, `{name}`: {ms:.2f} ms (fer {fer_face:.2f} ms)")
+    cold_e, cold_f = (_get(x, "cold", "import_load_s", "median") for x in (emofer, fer))
+    if cold_e and cold_f:
+        out.append(f"cold start (import + load): {cold_e:.2f} s against fer's {cold_f:.2f} s ({cold_f / cold_e:.0f}x)")
+    size_e, size_f = _get(emofer, "size", "dependencies", "total_mib"), _get(fer, "size", "total_mib")
+    if size_e and size_f:
+        out.append(f"installed dependencies: {size_e:.0f} MiB against fer's {size_f:.0f} MiB "
+                   f"({100 * size_e / size_f:.0f}%)")
+    return out
+
+
 def _largest(sizes: dict[str, float] | None, n: int = 3) -> str:
     if not sizes:
         return "?"
@@ -644,6 +694,12 @@ def default_model() -> str:
     return hub.DEFAULT_MODEL if hub.DEFAULT_MODEL in hub.bundled_models() else "emofer/fer5"
 
 
+def default_variant(model: str) -> str | None:
+    from emofer import hub
+
+    return f"{model}-int8" if f"{model}-int8" in hub.bundled_models() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few iterations (under a minute); not for publishing")
@@ -651,6 +707,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="output path without suffix: writes OUT.json, OUT.md and OUT.png (default docs/benchmarks)")
     parser.add_argument("--model", default=None, help="emofer model (default: the bundled default, else emofer/fer5)")
+    parser.add_argument("--variant", default=None,
+                        help="a second emofer model measured for classify and predict (default: MODEL-int8 when "
+                             "bundled; 'none' for no variant)")
     parser.add_argument("--yunet", type=Path, default=DEFAULT_YUNET, help="YuNet .onnx weights for emofer's yunet detector")
     parser.add_argument("--fer-venv", type=Path, default=DEFAULT_FER_VENV, help="fer's venv (created when missing)")
     args = parser.parse_args(argv)
@@ -658,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.run", *argv_used])
     settings = QUICK if args.quick else Settings()
     model = args.model or default_model()
+    variant = default_variant(model) if args.variant is None else (None if args.variant == "none" else args.variant)
     started = time.perf_counter()
     result: dict[str, Any] = {
         "schema": SCHEMA,
@@ -704,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(Path(tmp), Path(inputs["npz"]), settings.worker_timeout_s, env)
         fer = FerSide(runner, fer_python, fer_skipped)
         result["emofer"], result["fer"] = measure(runner, settings, model, detectors, Path(inputs["video"]),
-                                                  video_detectors, fer, args.quick)
+                                                  video_detectors, fer, args.quick, variant)
     print("floor ...", file=sys.stderr)
     result["floor"] = measure_floor(model, result["emofer"], settings.peak_repeats)
     if "versions" in result.get("fer", {}):
@@ -741,7 +801,8 @@ def notes(result: dict[str, Any]) -> list[str]:
         out.append("fer classifies with its default int8-quantised TFLite model, one interpreter call per face, so its "
                    "batch throughput is per-face calls; `fer keras` is its float Keras model called on the whole batch.")
         out.append("fer's default detector is OpenCV's Haar cascade on the full-size image (smallest face 50 px); "
-                   "emofer's detectors run on a copy scaled to at most 640 (YuNet) or 800 (Haar) px.")
+                   "emofer's YuNet runs on a copy scaled so a 32 px face is 16 px (a 640x480 frame becomes "
+                   "320x240; at most 640 px), and its Haar on a copy of at most 800 px.")
     out.append("emofer's threads setting is onnxruntime's intra-op threads; fer's is the TFLite interpreter's "
                "num_threads and TensorFlow's intra-op threads. Detection uses each library's default OpenCV threads.")
     return out

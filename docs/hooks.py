@@ -128,8 +128,10 @@ def _models_table(page: str, docs: Path) -> str:
         name = f"`{config['name']}`" + (" (default)" if config["name"] == DEFAULT_MODEL else "")
         rows.append(
             f"| {name} | {', '.join(config['labels'])} | {_number(private.get('accuracy'))} "
-            f"| {_number(private.get('macro_f1'))} | recipe `{trained.get('recipe', '?')}`, "
-            f"{trained.get('epochs', '?')} epochs | {link} |"
+            f"| {_number(private.get('macro_f1'))} | "
+            + (f"int8 of `{trained['quantization']['from']}`" if trained.get("quantization") else
+               f"recipe `{trained.get('recipe', '?')}`, {trained.get('epochs', '?')} epochs")
+            + f" | {link} |"
         )
     if len(rows) == 2:
         return "No model is bundled in this checkout."
@@ -144,6 +146,14 @@ def _reproduce() -> str:
     parts = []
     for short, config, card in _bundled():
         trained = config.get("trained_on", {})
+        quant = trained.get("quantization")
+        if quant:
+            source = quant["from"].rsplit("/", 1)[-1]
+            parts += [f"### `{config['name']}`", "", f"int8 quantisation of `{quant['from']}` "
+                      f"({quant['method']}; {quant['calibration']}), after that model's export:", "", "```bash",
+                      f"python -m training.quantize src/emofer/models/{source} --out src/emofer/models/{short}",
+                      "```", "", f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.", ""]
+            continue
         recipe = trained.get("recipe") or "?"
         run = f"runs/{recipe}"
         train = _with_out(trained.get("command") or f"python -m training.train --recipe {recipe} --out RUN", run)

@@ -71,6 +71,16 @@ def test_predict_json_lines(capsys, photo_path, tiny_model_dir, real_yunet):
     assert records[0]["emotion"] == max(records[0]["probabilities"], key=records[0]["probabilities"].get)
 
 
+def test_predict_min_face_sets_how_small_a_face_yunet_looks_for(capsys, photo_path, tiny_model_dir, real_yunet,
+                                                                  caplog):
+    code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--json", "--min-face", "16")
+    assert code == 0 and out.strip()
+    code, _, err = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--min-face", "0")
+    assert code == 2 and "--min-face must be a positive" in err
+    code, _, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--detector", "none", "--min-face", "20")
+    assert code == 0 and "applies to the yunet detector only" in caplog.text
+
+
 def test_predict_plain_text_and_annotated_copies(capsys, photos, tiny_model_dir, tmp_path):
     out_dir = tmp_path / "annotated"
     code, out, _ = run(capsys, "predict", photos / "group.jpg", photos / "sub", "--model", tiny_model_dir,

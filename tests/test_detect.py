@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import shutil
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -30,9 +31,11 @@ from emofer.io import load_image
 from .conftest import FACES_BOXES, YUNET, need
 from .test_hub import fill_cache
 
-# Floors a little below what benchmarks/detectors.py measured (docs/detectors.md):
-# YuNet 43/43 found with 1 false positive, Haar 39/43 with 1.
+# Floors a little below what benchmarks/detectors.py measured (docs/detectors.md): YuNet 43/43
+# found with 1 false positive at full size (min_face=16), 43/43 with 4 at the default min_face=32
+# (these photos' faces are 37-109 px, near that limit), Haar 39/43 with 1.
 YUNET_MIN_FOUND, YUNET_MAX_FALSE = 42, 2
+YUNET_DEFAULT_MAX_FALSE = 5
 HAAR_MIN_FOUND, HAAR_MAX_FALSE = 37, 3
 
 
@@ -67,9 +70,34 @@ def benchmark():
 @pytest.mark.data
 def test_yunet_finds_the_faces_of_real_photos(benchmark):
     detectors, boxes = benchmark
-    score = detectors.evaluate(YuNetDetector(need(YUNET, "YuNet weights")), boxes)
+    score = detectors.evaluate(YuNetDetector(need(YUNET, "YuNet weights"), min_face=16), boxes)
     assert score.faces == 43
     assert score.found >= YUNET_MIN_FOUND and score.false_positives <= YUNET_MAX_FALSE, score
+    default = detectors.evaluate(YuNetDetector(YUNET), boxes)
+    assert default.found >= YUNET_MIN_FOUND and default.false_positives <= YUNET_DEFAULT_MAX_FALSE, default
+
+
+def test_yunet_scales_images_so_the_smallest_face_asked_for_stays_detectable():
+    detector = YuNetDetector(need(YUNET, "YuNet weights"))
+    assert detector.min_face == yunet_module.MIN_FACE == 32
+    assert detector.working_scale(640, 480) == 0.5                 # a webcam frame: 320x240
+    assert detector.working_scale(1920, 1080) == 640 / 1920        # max_side still caps large images
+    assert detector.working_scale(480, 360) == 320 / 480           # never below MIN_SIDE px
+    assert detector.working_scale(320, 240) == 1.0                 # small frames stay as they are
+    assert detector.working_scale(100, 80) == 1.0                  # never enlarged
+    assert YuNetDetector(YUNET, min_face=16).working_scale(640, 480) == 1.0
+    assert YuNetDetector(YUNET, min_face=8, max_side=320).working_scale(640, 480) == 0.5
+    with pytest.raises(DetectorError, match="positive"):
+        YuNetDetector(YUNET, min_face=0)
+
+
+def test_yunet_boxes_map_back_to_the_original_pixels_after_scaling():
+    image = load_image(Path(__file__).resolve().parents[1] / "examples" / "images" / "grace_hopper.jpg")
+    small = YuNetDetector(need(YUNET, "YuNet weights")).detect(image)       # detected at half size
+    full = YuNetDetector(YUNET, min_face=16).detect(image)                  # at full size
+    assert len(small) == len(full) == 1
+    assert iou(small[0].box, full[0].box) > 0.8
+    assert all(0 <= x < image.shape[1] and 0 <= y < image.shape[0] for x, y in small[0].landmarks)
 
 
 @pytest.mark.data

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import emofer
-from emofer import EmotionRecognizer, Face
+from emofer import EmotionRecognizer, Face, hub
 from emofer.errors import EmoferError, ImageReadError
 from tests.conftest import EXAMPLE_PHOTO, need
 
@@ -124,13 +124,27 @@ def test_pickle_round_trip(tiny):
     assert [f.to_dict() for f in clone.predict(image)] == [f.to_dict() for f in tiny.predict(image)]
 
 
+def test_int8_variants_are_bundled_and_agree_with_their_float_models(fer_faces):
+    for name in ("emofer/fer5", "emofer/fer7"):
+        full = EmotionRecognizer.from_pretrained(name, detector="none")
+        small = EmotionRecognizer.from_pretrained(f"{name}-int8", detector="none")
+        assert small.labels == full.labels and small.config.temperature == full.config.temperature
+        assert small.config.trained_on["quantization"]["from_sha256"] == full.config.model_sha256
+        faces = np.concatenate(list(fer_faces.values()))
+        a, b = full.classify(faces), small.classify(faces)
+        assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9 and np.abs(a - b).max() < 0.2
+        # the reported PrivateTest accuracy stays within half a point of the float model's
+        drop = full.config.metrics["PrivateTest"]["accuracy"] - small.config.metrics["PrivateTest"]["accuracy"]
+        assert drop <= 0.005
+
+
 def test_fer5_is_bundled_too():
     rec = EmotionRecognizer.from_pretrained("emofer/fer5", detector="none")
     assert rec.labels == ("angry", "disgust", "happy", "sad", "surprise")
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["emofer/fer5", "emofer/fer7"])
+@pytest.mark.parametrize("name", sorted(hub.bundled_models()))
 def test_classify_reproduces_the_reported_accuracy(name):
     """emofer's classify on every PrivateTest face gives, to the 4th decimal, the accuracy that
     training/evaluate.py wrote into the bundled config.json (same preprocessing, same figure)."""

@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
     model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
+    model.add_argument("--min-face", type=int, default=None, metavar="PX",
+                       help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
     model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
 
     predict = commands.add_parser("predict", parents=[model], help="emotions of the faces in images and folders")
@@ -104,7 +106,15 @@ def _parser() -> argparse.ArgumentParser:
 def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     from .recognizer import EmotionRecognizer
 
-    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector)
+    recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector)
+    if args.min_face is not None:
+        if args.min_face <= 0:
+            raise EmoferError(f"--min-face must be a positive number of pixels, got {args.min_face}")
+        if hasattr(recognizer.detector, "min_face"):
+            recognizer.detector.min_face = args.min_face
+        else:
+            log.warning("--min-face applies to the yunet detector only; %s ignores it", recognizer.detector.name)
+    return recognizer
 
 
 # -- predict ---------------------------------------------------------------------------------

@@ -151,3 +151,57 @@ def test_parity_check_fails_loudly():
         export.check_parity(p, p + np.float32(1e-3))
     with pytest.raises(export.ExportError, match="argmax agrees on 1/2"):
         export.check_parity(p, np.array([[0.6, 0.4], [0.7, 0.3]], np.float32))
+
+
+# -- int8 quantisation (training/quantize.py) of the exported smoke model ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def quantized(exported, tmp_path_factory) -> tuple[Path, ModelConfig]:
+    from training import quantize
+
+    folder, _, _ = exported
+    root = tmp_path_factory.mktemp("int8")
+    config = quantize.quantize(folder, root / "smoke5-int8", faces=70, max_drop=1.0, report=root / "report")
+    return root / "smoke5-int8", config
+
+
+def test_quantized_folder_loads_and_records_what_it_came_from(exported, quantized):
+    folder, _, float_config = exported
+    q_folder, config = quantized
+    assert sorted(p.name for p in q_folder.iterdir()) == ["README.md", "config.json", "model.onnx"]
+    saved = ModelConfig.load(q_folder / "config.json")
+    assert saved == config and saved.name == NAME + "-int8"
+    assert saved.labels == float_config.labels and saved.temperature == float_config.temperature
+    assert saved.crop_by_detector == float_config.crop_by_detector
+    q = saved.trained_on["quantization"]
+    assert q["from"] == NAME and q["from_sha256"] == float_config.model_sha256
+    assert q["calibration"].startswith("70 fer2013 Training faces")
+    assert saved.model_sha256 == sha256_of(q_folder / "model.onnx")
+    assert saved.metrics["PrivateTest"]["n"] == 2435
+    assert saved.metrics["float_PublicTest"] == float_config.metrics["PublicTest"]["accuracy"]
+    # int8 weights (the bundled models shrink to about 27%; this tiny smoke network less so)
+    assert (q_folder / "model.onnx").stat().st_size < (folder / "model.onnx").stat().st_size
+    assert "Quantised to int8" in (q_folder / "README.md").read_text()
+
+
+def test_quantized_model_agrees_with_the_float_model(exported, quantized):
+    folder, _, _ = exported
+    q_folder, _ = quantized
+    faces = _strided(data.load("fer2013", "PublicTest", data.SUBSETS["fer5"]), 300)
+    full = EmotionRecognizer.from_pretrained(folder, detector="none").classify(faces.pixels)
+    small = EmotionRecognizer.from_pretrained(q_folder, detector="none").classify(faces.pixels)
+    assert np.allclose(small.sum(1), 1.0, atol=1e-4)
+    assert np.abs(full - small).max() < 0.15
+    assert (full.argmax(1) == small.argmax(1)).mean() >= 0.9
+
+
+def test_quantize_refuses_a_quantized_source_and_too_large_a_drop(exported, quantized, tmp_path):
+    from training import quantize
+
+    with pytest.raises(quantize.QuantizeError, match="already quantised"):
+        quantize.quantize(quantized[0], tmp_path / "again")
+    folder, _, _ = exported
+    with pytest.raises(quantize.QuantizeError, match="accuracy points on PublicTest"):
+        quantize.quantize(folder, tmp_path / "strict", faces=35, max_drop=-1.0, report=tmp_path / "report")
+    assert not (tmp_path / "strict").exists()

@@ -120,10 +120,10 @@ class ScaledDetector:
         """Faces in a uint8 BGR (H, W, 3) image, boxes in its own pixels, most confident first."""
         image = check_image(image)
         height, width = image.shape[:2]
-        longest = max(height, width)
-        if longest > self.max_side:
-            small_w = max(1, round(width * self.max_side / longest))
-            small_h = max(1, round(height * self.max_side / longest))
+        factor = self.working_scale(width, height)
+        if factor < 1.0:
+            small_w = max(1, round(width * factor))
+            small_h = max(1, round(height * factor))
             small = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
             scale = (small_w / width, small_h / height)
         else:
@@ -134,6 +134,10 @@ class ScaledDetector:
         # A fixed order (OpenCV's multithreaded search returns boxes in varying order):
         # most confident first, and left to right (then top to bottom) without scores.
         return sorted(found, key=lambda d: (-(d.score or 0.0), d.box[0], d.box[1]))
+
+    def working_scale(self, width: int, height: int) -> float:
+        """The factor (<= 1) a ``width`` x ``height`` image is scaled by before detection."""
+        return min(1.0, self.max_side / max(width, height))
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Float boxes (N, 4), scores (N,) or None, landmarks (N, K, 2) or None on ``image``."""

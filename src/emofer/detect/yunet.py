@@ -25,6 +25,14 @@ DEFAULT_FILENAME = "face_detection_yunet_2023mar.onnx"
 ENV_VAR = "EMOFER_YUNET"
 #: Images are scaled down so their longer side is at most this many pixels before detection.
 MAX_SIDE = 640
+#: Faces smaller than this many pixels (in the original image) may be missed: detection runs
+#: on a copy scaled so that a face of this size is ``DETECTABLE`` pixels, the size YuNet still
+#: finds reliably. 32 px scales a 640x480 frame to 320x240 (about 3x faster than full size).
+MIN_FACE = 32
+DETECTABLE = 16
+#: ... but the copy's longer side is never scaled below this many pixels (small frames, e.g.
+#: 320x240 video, are detected at full size).
+MIN_SIDE = 320
 SCORE_THRESHOLD = 0.6
 NMS_THRESHOLD = 0.3
 TOP_K = 5000
@@ -47,8 +55,14 @@ class YuNetDetector(ScaledDetector):
         score_threshold: float = SCORE_THRESHOLD,
         nms_threshold: float = NMS_THRESHOLD,
         top_k: int = TOP_K,
+        min_face: int = MIN_FACE,
+        max_side: int = MAX_SIDE,
     ) -> None:
+        if not (isinstance(min_face, (int, float)) and min_face > 0 and isinstance(max_side, int) and max_side > 0):
+            raise DetectorError(f"min_face and max_side must be positive pixel counts, got {min_face!r} and {max_side!r}")
         self.weights = resolve_weights(weights, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        self.min_face = min_face
+        self.max_side = max_side
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
@@ -65,6 +79,13 @@ class YuNetDetector(ScaledDetector):
                 f"pass the path of a YuNet .onnx file (e.g. {DEFAULT_FILENAME}) and OpenCV >= 4.8"
             ) from exc
 
+    def working_scale(self, width: int, height: int) -> float:
+        """Scale so a ``min_face`` face becomes ``DETECTABLE`` px, the longer side stays within
+        ``MIN_SIDE``..``max_side`` px, and the image is never enlarged."""
+        longest = max(width, height)
+        factor = max(min(self.max_side, DETECTABLE * longest / self.min_face), min(MIN_SIDE, self.max_side))
+        return min(1.0, factor / longest)
+
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
         self._net.setInputSize((width, height))
@@ -73,7 +94,8 @@ class YuNetDetector(ScaledDetector):
         return faces[:, :4], faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
 
     def __repr__(self) -> str:
-        return f"YuNetDetector({str(self.weights)!r}, score_threshold={self.score_threshold})"
+        return (f"YuNetDetector({str(self.weights)!r}, score_threshold={self.score_threshold}, "
+                f"min_face={self.min_face}, max_side={self.max_side})")
 
 
 def resolve_weights(

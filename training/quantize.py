@@ -1,0 +1,152 @@
+"""Quantise an emofer model folder to int8 (static, per-channel), check it and write its card.
+
+    python -m training.quantize src/emofer/models/fer7 --out src/emofer/models/fer7-int8
+
+The float graph's weights become int8 (per output channel) and its activations uint8, with
+ranges calibrated on ``--faces`` Training faces (never the test splits), fed through
+``emofer.preprocess`` exactly as at run time. The result is a model folder emofer loads like
+any other (``model.onnx`` + ``config.json`` + ``README.md``); config.json keeps the float model's
+labels, crop policies and temperature and records the quantisation in ``trained_on``.
+
+The quantised model is kept only if it stays within ``--max-drop`` accuracy points of the float
+model on PublicTest (the selection split); PrivateTest is then evaluated once for the report in
+``docs/models/<short name>/``. Needs the ``train`` extra (onnx) on top of onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
+from emofer.model import sha256_of
+from emofer.preprocess import to_tensor
+from training import data, evaluate
+
+log = logging.getLogger("emofer.training")
+
+#: Training faces used to calibrate the activation ranges, and the largest PublicTest drop kept.
+CALIBRATION_FACES = 512
+MAX_DROP = 0.005
+
+
+class QuantizeError(RuntimeError):
+    """The quantised graph lost too much accuracy, or the source folder is not a float model."""
+
+
+def calibration_tensor(config: ModelConfig, n: int = CALIBRATION_FACES, seed: int = 0,
+                       data_root: str | Path | None = None) -> np.ndarray:
+    """``n`` Training faces (stratified by class) as the model's float32 input tensor."""
+    faces = data.load(evaluate.dataset_of(config), "Training", config.labels, root=data_root)
+    rng = np.random.default_rng(seed)
+    per_class = max(1, n // len(config.labels))
+    rows = np.concatenate([rng.permutation(np.flatnonzero(faces.labels == k))[:per_class]
+                           for k in range(len(config.labels))])
+    return to_tensor(faces.pixels[rng.permutation(rows)], config.input.size, config.input.channels, config.normalize)
+
+
+def quantize_graph(source: Path, target: Path, tensor: np.ndarray, batch: int = 32) -> None:
+    """Write the int8 QDQ version of the float graph ``source`` to ``target``."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{input_name: tensor[i:i + batch]} for i in range(0, len(tensor), batch)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def quantize(source: str | Path, out: str | Path, name: str | None = None, faces: int = CALIBRATION_FACES,
+             max_drop: float = MAX_DROP, report: str | Path | None = None, data_root: str | Path | None = None,
+             command: str | None = None) -> ModelConfig:
+    """Quantise the model folder ``source`` into ``out``; return the config written there."""
+    from training.export import CARD_NAME, model_card
+
+    source, out = Path(source), Path(out)
+    float_config = ModelConfig.load(source / CONFIG_NAME)
+    if float_config.trained_on.get("quantization"):
+        raise QuantizeError(f"{source} is already quantised; quantise the float model folder it came from")
+    name = name or f"{float_config.name}-int8"
+    tensor = calibration_tensor(float_config, faces, data_root=data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    quantize_graph(source / MODEL_NAME, out / MODEL_NAME, tensor)
+    trained_on = dict(float_config.trained_on)
+    trained_on["quantization"] = {
+        "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
+        "from": float_config.name, "from_sha256": float_config.model_sha256,
+        "calibration": f"{len(tensor)} {evaluate.dataset_of(float_config)} Training faces",
+    }
+    config = float_config.with_updates(name=name, model_sha256=sha256_of(out / MODEL_NAME), trained_on=trained_on,
+                                       metrics={})
+    config.save(out / CONFIG_NAME)
+
+    float_public = float_config.metrics.get("PublicTest", {}).get("accuracy")
+    if float_public is None:
+        float_public = evaluate.evaluate(source, "PublicTest", data_root).scores.accuracy
+    public = evaluate.evaluate(out, "PublicTest", data_root)
+    drop = float(float_public) - public.scores.accuracy
+    log.info("PublicTest accuracy: float %.4f, int8 %.4f (drop %.4f)", float_public, public.scores.accuracy, drop)
+    if drop > max_drop:
+        shutil.rmtree(out)
+        raise QuantizeError(f"int8 loses {100 * drop:.2f} accuracy points on PublicTest (limit "
+                            f"{100 * max_drop:.2f}); keep the float model")
+    private = evaluate.evaluate(out, "PrivateTest", data_root)
+    command = command or evaluate.command_line("training.quantize", [source, "--out", out])
+    config = config.with_updates(metrics={
+        "PrivateTest": private.headline(),
+        "PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
+        "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy"),
+        "float_PublicTest": round(float(float_public), 4),
+    })
+    config.save(out / CONFIG_NAME)
+    report_dir = Path(report) if report else evaluate.default_out(config)
+    evaluate.write_report(private, report_dir, None, command, examples=False)
+    card = model_card(config, private)
+    (out / CARD_NAME).write_text(card, encoding="utf-8")
+    (report_dir / "card.md").write_text(card.split("---\n", 2)[-1].lstrip(), encoding="utf-8")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path, help="float emofer model folder (model.onnx + config.json)")
+    parser.add_argument("--out", required=True, type=Path, help="model folder to write")
+    parser.add_argument("--name", help="model name (default: the float model's name + '-int8')")
+    parser.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="Training faces for calibration")
+    parser.add_argument("--max-drop", type=float, default=MAX_DROP,
+                        help="largest PublicTest accuracy drop kept, as a fraction (default 0.005)")
+    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
+    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    try:
+        config = quantize(args.source, args.out, args.name, args.faces, args.max_drop, args.report, args.data,
+                          evaluate.command_line("training.quantize", sys.argv[1:] if argv is None else argv))
+    except QuantizeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    m = config.metrics
+    print(f"{config.name}: PrivateTest accuracy {m['PrivateTest']['accuracy']:.4f} (float {m['float_PrivateTest']}), "
+          f"PublicTest {m['PublicTest']['accuracy']:.4f} (float {m['float_PublicTest']}); wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
