@@ -149,9 +149,10 @@ def test_classify_reproduces_the_reported_accuracy(name):
     """emofer's classify on every PrivateTest face gives, to the 4th decimal, the accuracy that
     training/evaluate.py wrote into the bundled config.json (same preprocessing, same figure)."""
     data = pytest.importorskip("training.data", reason="training/ is not importable from here")
-    need(data.DATA_ROOT / "fer2013-images.zip", "FER2013 archive")
     rec = EmotionRecognizer.from_pretrained(name, detector="none")
-    faces = data.load("fer2013", "PrivateTest", rec.labels)
+    dataset = rec.config.trained_on.get("dataset", "fer2013")
+    need(data.DATA_ROOT / {"fer2013": "fer2013-images.zip", "ferplus": "ferplus.zip"}[dataset], f"{dataset} archive")
+    faces = data.load(dataset, "PrivateTest", rec.labels)
     accuracy = float((rec.classify(faces.pixels).argmax(1) == faces.labels).mean())
     assert round(accuracy, 4) == rec.config.metrics["PrivateTest"]["accuracy"]
     assert len(faces) == rec.config.metrics["PrivateTest"]["n"]
