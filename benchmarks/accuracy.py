@@ -36,21 +36,22 @@ def main(argv: list[str] | None = None) -> int:
         fer = Runner(Path(tmp), inputs, 900.0, {}).run(python, "fer", "probabilities")
     fer_probabilities = np.asarray(fer["probabilities"])
     rows = []
-    for task in ("fer7", "fer5"):
+    for model in ("fer7", "fer7-int8", "fer5", "fer5-int8"):
+        task = model.split("-")[0]
         classes = data.SUBSETS[task]
         keep = np.isin(faces.labels, [faces.classes.index(c) for c in classes])
         truth = np.array([classes.index(faces.classes[i]) for i in faces.labels[keep]])
-        ours = EmotionRecognizer.from_pretrained(f"emofer/{task}", detector="none")
+        ours = EmotionRecognizer.from_pretrained(f"emofer/{model}", detector="none")
         emofer_accuracy = float((ours.classify(faces.pixels[keep]).argmax(1) == truth).mean())
         columns = [fer["labels"].index(c) for c in classes]
         fer_accuracy = float((fer_probabilities[keep][:, columns].argmax(1) == truth).mean())
-        rows.append({"task": task, "faces": int(keep.sum()), "emofer": round(emofer_accuracy, 4),
+        rows.append({"task": task, "model": f"emofer/{model}", "faces": int(keep.sum()), "emofer": round(emofer_accuracy, 4),
                      "fer": round(fer_accuracy, 4)})
     command = "python -m benchmarks.accuracy" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"command": command, "split": "PrivateTest", "rows": rows}, indent=2) + "\n")
-    table = ["| task | PrivateTest faces | emofer | fer 25.10.3 |", "|---|---:|---:|---:|"]
-    table += [f"| {r['task']} | {r['faces']} | {r['emofer']:.4f} | {r['fer']:.4f} |" for r in rows]
+    table = ["| task | emofer model | PrivateTest faces | emofer | fer 25.10.3 |", "|---|---|---:|---:|---:|"]
+    table += [f"| {r['task']} | `{r['model']}` | {r['faces']} | {r['emofer']:.4f} | {r['fer']:.4f} |" for r in rows]
     args.out.with_suffix(".md").write_text(
         "# Accuracy: emofer and fer on the same crops\n\n" + (__doc__.split("\n\n", 2)[2]) + "\n"
         + "\n".join(table) + f"\n\nCommand: `{command}`\n")

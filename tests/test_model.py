@@ -73,3 +73,19 @@ def test_config_disagreeing_with_graph(tmp_path):
 def test_unknown_provider(tiny_model_dir):
     with pytest.raises(ModelLoadError, match="not available"):
         load(tiny_model_dir, providers=["NoSuchExecutionProvider"])
+
+
+def test_worker_threads_do_not_spin_unless_asked(tiny_model_dir):
+    """Spinning onnxruntime threads would hold a core the face detector needs next."""
+    import pickle
+
+    from emofer import EmotionRecognizer
+
+    def spinning(classifier: OnnxClassifier) -> str:
+        return classifier.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    config = ModelConfig.load(tiny_model_dir / "config.json")
+    assert spinning(OnnxClassifier(tiny_model_dir / "model.onnx", config)) == "0"
+    assert spinning(OnnxClassifier(tiny_model_dir / "model.onnx", config, allow_spinning=True)) == "1"
+    recognizer = EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", allow_spinning=True)
+    assert spinning(pickle.loads(pickle.dumps(recognizer)).classifier) == "1"

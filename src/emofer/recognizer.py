@@ -53,18 +53,22 @@ class EmotionRecognizer:
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool = False,
         threads: int | None = None,
+        allow_spinning: bool = False,
     ) -> EmotionRecognizer:
         """Load a model (bundled default, local folder / .onnx, or Hub repo id) and a detector.
 
         ``detector``: "auto" (YuNet when its weights are at hand, else Haar), "haar", "yunet",
         "none" (the whole image is one face), a Detector, or a callable returning boxes.
-        ``threads`` sets onnxruntime's intra-op threads (None: onnxruntime's default).
+        ``threads`` sets onnxruntime's intra-op threads (None: onnxruntime's default);
+        ``allow_spinning`` lets its idle threads busy-wait (off: they would hold a core the
+        detector needs).
         """
         config_path, onnx_path = hub.resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         config = ModelConfig.load(config_path)
-        classifier = OnnxClassifier(onnx_path, config, providers=providers, threads=threads)
+        classifier = OnnxClassifier(onnx_path, config, providers=providers, threads=threads,
+                                    allow_spinning=allow_spinning)
         from .detect import build_detector
 
         built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only)
@@ -159,7 +163,8 @@ class EmotionRecognizer:
 
     def __reduce__(self) -> tuple[Callable[..., EmotionRecognizer], tuple]:
         return (_rebuild, (str(self.classifier.model_path), self.config, self.classifier.providers,
-                           self.classifier.threads, self._detector_spec, self._cache_dir, self._local_files_only))
+                           self.classifier.threads, self._detector_spec, self._cache_dir, self._local_files_only,
+                           self.classifier.allow_spinning))
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, detector={self.detector.name!r})"
@@ -181,10 +186,12 @@ def clip_box(box: Sequence[float], width: int, height: int) -> Box:
 
 
 def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads: int | None,
-             detector_spec: DetectorSpec, cache_dir: Any, local_files_only: bool) -> EmotionRecognizer:
+             detector_spec: DetectorSpec, cache_dir: Any, local_files_only: bool,
+             allow_spinning: bool = False) -> EmotionRecognizer:
     from .detect import build_detector
 
-    classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads)
+    classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads,
+                                allow_spinning=allow_spinning)
     detector = build_detector(detector_spec, cache_dir=cache_dir, local_files_only=local_files_only)
     return EmotionRecognizer(classifier, detector, detector_spec=detector_spec, cache_dir=cache_dir,
                              local_files_only=local_files_only)
