@@ -266,6 +266,11 @@ class FerSide:
         target[keys[-1]] = value
 
 
+def main_detector(detectors: list[str]) -> str:
+    """The emofer detector the summary, the headline ratios and the variant are measured with."""
+    return "yunet" if "yunet" in detectors else (detectors or ["haar"])[0]
+
+
 def measure(runner: Runner, s: Settings, model: str, detectors: list[str], video: Path,
             video_detectors: list[str], fer: FerSide, quick: bool,
             variant: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -310,7 +315,7 @@ def measure(runner: Runner, s: Settings, model: str, detectors: list[str], video
         fer.put("video", d, value=fer.run("video", detector=d, path=str(video)))
     if variant:
         # the same measurements for the int8 variant: per-face latency and predict with the main detector
-        det = "yunet" if "yunet" in detectors else detectors[0]
+        det = main_detector(detectors)
         emofer["variant"] = {"model": variant, "detector": det, "classify": {
             key: _strip(runner.run(py, "emofer", "classify", model=variant, detector="none", threads=threads, **common))
             for key, threads in (("threads_1", 1), ("threads_default", None))},
@@ -424,7 +429,7 @@ def markdown(result: dict[str, Any]) -> str:
             row(f"classify batch {batch}, {label} (faces/s)",
                 _fmt(_get(emofer, "classify", key, "throughput", str(batch), "faces_per_s"), digits=0),
                 _fmt(_get(fer, "classify", key, "throughput", str(batch), "faces_per_s"), digits=0))
-    default_det = "yunet" if "yunet" in emofer.get("detectors", []) else emofer.get("detectors", ["haar"])[0]
+    default_det = main_detector(emofer.get("detectors", []))
     for key, label in FRAME_SETS:
         row(f"predict, {label} (ms; emofer {default_det}, fer default)",
             _fmt(_get(emofer, "e2e", default_det, "frames", key, "ms")),
@@ -568,7 +573,7 @@ def headline(result: dict[str, Any]) -> list[str]:
     out = []
     fer_ms = _get(fer, "e2e", "haar", "frames", "frame_640x480_1", "ms", "median")
     models = [(emofer["model"], emofer)] + ([(emofer["variant"]["model"], emofer["variant"])] if emofer.get("variant") else [])
-    det = "yunet" if "yunet" in emofer.get("detectors", []) else "haar"
+    det = main_detector(emofer.get("detectors", []))
     for name, side in models:
         ms = _get(side, "e2e", det, "frames", "frame_640x480_1", "ms", "median")
         if ms and fer_ms:

@@ -270,11 +270,11 @@ def model_card(config: ModelConfig, evaluation: evaluate.Evaluation) -> str:
     per_class = "\n".join(f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
                           for c in s.per_class)
     flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
-    tta = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
+    about_graph = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
            "test-time augmentation).\n") if trained.get("tta_flip") else ""
     quant = trained.get("quantization")
     if quant:
-        tta += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
+        about_graph += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
                 f"calibrated on {quant['calibration']}): about a quarter of the float model's size and "
                 f"several times faster on CPUs. The float model scores "
                 f"{config.metrics.get('float_PrivateTest')} on PrivateTest and {config.metrics.get('float_PublicTest')} "
@@ -307,7 +307,7 @@ A small convolutional network (`{trained.get("network", "?")}`) that classifies 
 48x48 face into {len(config.labels)} facial expressions: {", ".join(config.labels)}. It is an
 emofer model: `model.onnx` runs on ONNX Runtime, and `config.json` carries the labels, input
 size, normalisation, crop policy and temperature.
-{tta}
+{about_graph}
 ## How to use
 
 ```python

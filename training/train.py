@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--limit-train", type=int, help="train on this many faces (smoke runs)")
     parser.add_argument("--limit-val", type=int, help="validate on this many faces (smoke runs)")
-    parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (not the head)")
+    parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (the head too when the classes match)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     recipe = load_recipe(args.recipe)

@@ -44,8 +44,8 @@ class OnnxClassifier:
     The network outputs class probabilities (a softmax layer); the config's temperature is
     applied as ``softmax(log(p) / T)``, so T = 1 leaves them unchanged. ``threads`` sets
     onnxruntime's intra-op threads; ``allow_spinning=True`` lets idle worker threads busy-wait
-    (slightly lower latency for back-to-back classify calls, at the detector's expense). onnxruntime sessions
-    are safe to call from several threads at once, and so is this class.
+    (slightly lower latency for back-to-back classify calls, at the detector's expense).
+    onnxruntime sessions are safe to call from several threads at once, and so is this class.
     """
 
     def __init__(
