@@ -105,7 +105,7 @@ def report(scores: list[DetectorScore], command: str) -> str:
         "",
         f"These photos are small (332-500 px) with small faces (37-109 px), the hard case for the default "
         f"scaling: a 640x480 webcam frame is detected at 320x240, about 3x faster than at full size. "
-        f"For photos of small faces, use `YuNetDetector(min_face=16)` (or smaller).",
+        f"For photos of small faces, pass `min_face=16` (or smaller) to `from_pretrained` (`--min-face 16` in the CLI and emofer-cam).",
         "",
         "`detector=\"auto\"` uses YuNet when its weights are cached (or `EMOFER_YUNET` points at them) and",
         "Haar otherwise, so run once online with `detector=\"yunet\"` for the better detector.",

@@ -75,8 +75,9 @@ def test_predict_min_face_sets_how_small_a_face_yunet_looks_for(capsys, photo_pa
                                                                   caplog):
     code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--json", "--min-face", "16")
     assert code == 0 and out.strip()
-    code, _, err = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--min-face", "0")
-    assert code == 2 and "--min-face must be a positive" in err
+    with pytest.raises(SystemExit) as stop:
+        run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--min-face", "0")
+    assert stop.value.code == 2 and "--min-face: must be a positive number of pixels" in capsys.readouterr().err
     code, _, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--detector", "none", "--min-face", "20")
     assert code == 0 and "applies to the yunet detector only" in caplog.text
 

@@ -124,6 +124,22 @@ def test_pickle_round_trip(tiny):
     assert [f.to_dict() for f in clone.predict(image)] == [f.to_dict() for f in tiny.predict(image)]
 
 
+def test_min_face_reaches_yunet_and_survives_pickling(tiny_model_dir, monkeypatch, caplog):
+    from emofer.detect import yunet
+
+    from tests.conftest import YUNET
+
+    monkeypatch.setenv(yunet.ENV_VAR, str(need(YUNET, "YuNet weights")))
+    small = EmotionRecognizer.from_pretrained(tiny_model_dir, detector="yunet", min_face=16)
+    assert small.detector.min_face == 16 and small.detector.working_scale(640, 480) == 1.0
+    assert pickle.loads(pickle.dumps(small)).detector.min_face == 16
+    assert EmotionRecognizer.from_pretrained(tiny_model_dir, detector="auto").detector.min_face == yunet.MIN_FACE
+    EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_face=20)
+    assert "min_face applies to the yunet detector only; none ignores it" in caplog.text
+    with pytest.raises(EmoferError, match="min_face must be a positive number of pixels"):
+        EmotionRecognizer.from_pretrained(tiny_model_dir, detector="yunet", min_face=0)
+
+
 def test_int8_variants_are_bundled_and_agree_with_their_float_models(fer_faces):
     for name in ("emofer/fer5", "emofer/fer7"):
         full = EmotionRecognizer.from_pretrained(name, detector="none")

@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
     model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
-    model.add_argument("--min-face", type=int, default=None, metavar="PX",
+    model.add_argument("--min-face", type=pixels, default=None, metavar="PX",
                        help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
     model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
 
@@ -106,15 +106,18 @@ def _parser() -> argparse.ArgumentParser:
 def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     from .recognizer import EmotionRecognizer
 
-    recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector)
-    if args.min_face is not None:
-        if args.min_face <= 0:
-            raise EmoferError(f"--min-face must be a positive number of pixels, got {args.min_face}")
-        if hasattr(recognizer.detector, "min_face"):
-            recognizer.detector.min_face = args.min_face
-        else:
-            log.warning("--min-face applies to the yunet detector only; %s ignores it", recognizer.detector.name)
-    return recognizer
+    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face)
+
+
+def pixels(text: str) -> int:
+    """argparse type of --min-face: a positive whole number of pixels."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text!r}")
+    return value
 
 
 # -- predict ---------------------------------------------------------------------------------

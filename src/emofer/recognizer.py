@@ -35,12 +35,14 @@ class EmotionRecognizer:
     """
 
     def __init__(self, classifier: OnnxClassifier, detector: Detector, *, detector_spec: DetectorSpec = None,
-                 cache_dir: str | os.PathLike | None = None, local_files_only: bool = False) -> None:
+                 cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                 min_face: int | None = None) -> None:
         self.classifier = classifier
         self.detector = detector
         self._detector_spec = detector_spec if detector_spec is not None else detector
         self._cache_dir = cache_dir
         self._local_files_only = local_files_only
+        self._min_face = min_face
 
     @classmethod
     def from_pretrained(
@@ -54,6 +56,7 @@ class EmotionRecognizer:
         local_files_only: bool = False,
         threads: int | None = None,
         allow_spinning: bool = False,
+        min_face: int | None = None,
     ) -> EmotionRecognizer:
         """Load a model (bundled default, local folder / .onnx, or Hub repo id) and a detector.
 
@@ -61,7 +64,8 @@ class EmotionRecognizer:
         "none" (the whole image is one face), a Detector, or a callable returning boxes.
         ``threads`` sets onnxruntime's intra-op threads (None: onnxruntime's default);
         ``allow_spinning`` lets its idle threads busy-wait (off: they would hold a core the
-        detector needs).
+        detector needs). ``min_face`` is the smallest face in pixels that YuNet looks for
+        (default 32; smaller finds smaller faces, slower).
         """
         config_path, onnx_path = hub.resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
@@ -71,10 +75,10 @@ class EmotionRecognizer:
                                     allow_spinning=allow_spinning)
         from .detect import build_detector
 
-        built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only)
+        built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only, min_face=min_face)
         log.debug("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
         return cls(classifier, built, detector_spec=detector, cache_dir=cache_dir,
-                   local_files_only=local_files_only)
+                   local_files_only=local_files_only, min_face=min_face)
 
     # -- what the model is ---------------------------------------------------------------
 
@@ -164,7 +168,7 @@ class EmotionRecognizer:
     def __reduce__(self) -> tuple[Callable[..., EmotionRecognizer], tuple]:
         return (_rebuild, (str(self.classifier.model_path), self.config, self.classifier.providers,
                            self.classifier.threads, self._detector_spec, self._cache_dir, self._local_files_only,
-                           self.classifier.allow_spinning))
+                           self.classifier.allow_spinning, self._min_face))
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, detector={self.detector.name!r})"
@@ -187,11 +191,12 @@ def clip_box(box: Sequence[float], width: int, height: int) -> Box:
 
 def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads: int | None,
              detector_spec: DetectorSpec, cache_dir: Any, local_files_only: bool,
-             allow_spinning: bool = False) -> EmotionRecognizer:
+             allow_spinning: bool = False, min_face: int | None = None) -> EmotionRecognizer:
     from .detect import build_detector
 
     classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads,
                                 allow_spinning=allow_spinning)
-    detector = build_detector(detector_spec, cache_dir=cache_dir, local_files_only=local_files_only)
+    detector = build_detector(detector_spec, cache_dir=cache_dir, local_files_only=local_files_only,
+                              min_face=min_face)
     return EmotionRecognizer(classifier, detector, detector_spec=detector_spec, cache_dir=cache_dir,
-                             local_files_only=local_files_only)
+                             local_files_only=local_files_only, min_face=min_face)

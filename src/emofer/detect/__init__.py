@@ -21,7 +21,7 @@ from .base import Detection, Detector
 from .custom import CallableDetector
 from .haar import HaarDetector
 from .whole_image import WholeImageDetector
-from .yunet import YuNetDetector, cached_weights
+from .yunet import MIN_FACE, YuNetDetector, cached_weights
 
 __all__ = [
     "Detection",
@@ -49,17 +49,32 @@ def build_detector(
     revision: str | None = None,
     cache_dir: str | PathLike[str] | None = None,
     local_files_only: bool = False,
+    min_face: int | None = None,
 ) -> Detector:
     """The Detector for ``spec`` (a name from NAMES, a Detector, or a box function).
 
-    ``revision``, ``cache_dir`` and ``local_files_only`` apply to the YuNet weights download.
+    ``revision``, ``cache_dir`` and ``local_files_only`` apply to the YuNet weights download;
+    ``min_face`` (pixels, default 32) is the smallest face YuNet looks for, and other detectors
+    ignore it with a warning.
     """
+    if min_face is not None and not (isinstance(min_face, int) and min_face > 0):
+        raise DetectorError(f"min_face must be a positive number of pixels, got {min_face!r}")
+    detector = _build(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                      min_face=MIN_FACE if min_face is None else min_face)
+    if min_face is not None and not isinstance(detector, YuNetDetector):
+        log.warning("min_face applies to the yunet detector only; %s ignores it", detector.name)
+    return detector
+
+
+def _build(spec: DetectorSpec, *, revision: str | None, cache_dir: str | PathLike[str] | None,
+           local_files_only: bool, min_face: int) -> Detector:
     if isinstance(spec, str):
         name = spec.strip().lower()
         if name == "auto":
-            return _auto(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+            return _auto(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, min_face=min_face)
         if name == "yunet":
-            return YuNetDetector(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+            return YuNetDetector(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                 min_face=min_face)
         if name == "haar":
             return HaarDetector()
         if name == "none":
@@ -75,11 +90,12 @@ def build_detector(
     )
 
 
-def _auto(*, revision: str | None, cache_dir: str | PathLike[str] | None, local_files_only: bool) -> Detector:
+def _auto(*, revision: str | None, cache_dir: str | PathLike[str] | None, local_files_only: bool,
+          min_face: int) -> Detector:
     """YuNet when its weights are here already (no network), else Haar, else YuNet from the Hub."""
     global _warned_haar_fallback
     if cached_weights(revision=revision, cache_dir=cache_dir) is not None:
-        return YuNetDetector(revision=revision, cache_dir=cache_dir, local_files_only=True)
+        return YuNetDetector(revision=revision, cache_dir=cache_dir, local_files_only=True, min_face=min_face)
     try:
         detector = HaarDetector()
     except DetectorError as haar_error:
@@ -88,7 +104,7 @@ def _auto(*, revision: str | None, cache_dir: str | PathLike[str] | None, local_
                 f"{haar_error}; and the YuNet weights are not cached (local_files_only=True): "
                 'run once online with detector="yunet" or set EMOFER_YUNET to a local .onnx file'
             ) from haar_error
-        return YuNetDetector(revision=revision, cache_dir=cache_dir)
+        return YuNetDetector(revision=revision, cache_dir=cache_dir, min_face=min_face)
     if not _warned_haar_fallback:
         _warned_haar_fallback = True
         log.warning(
