@@ -448,7 +448,8 @@ def summary(result: dict[str, Any]) -> str:
     verdict = ("once found, a face is classified about as well as through FER2013's own box (within "
                f"{gap:.3f}), so most of the gap to the crops is the faces the detectors miss (counted wrong)"
                if gap is not None and gap <= 0.02 else
-               f"framing still costs up to {gap} against FER2013's own box") if gap is not None else "no face found"
+               f"on the faces found, framing still costs up to {gap:.3f} against FER2013's own box") \
+        if gap is not None else "no face found"
     lines.append(
         f"- On {last['split']}, the crops score {last['crop_accuracy']:.4f}, `predict` with the exact FER2013 box "
         f"{last['true_box']['accuracy']:.4f}, and `predict` on the faces each detector found "
