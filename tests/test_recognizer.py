@@ -136,6 +136,9 @@ def test_min_face_reaches_yunet_and_survives_pickling(tiny_model_dir, monkeypatc
     assert EmotionRecognizer.from_pretrained(tiny_model_dir, detector="auto").detector.min_face == yunet.MIN_FACE
     EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_face=20)
     assert "min_face applies to the yunet detector only; none ignores it" in caplog.text
+    given = yunet.YuNetDetector(str(YUNET))
+    assert EmotionRecognizer.from_pretrained(tiny_model_dir, detector=given, min_face=16).detector is given
+    assert given.min_face == yunet.MIN_FACE and "pass it to your YuNetDetector's constructor" in caplog.text
     with pytest.raises(EmoferError, match="min_face must be a positive number of pixels"):
         EmotionRecognizer.from_pretrained(tiny_model_dir, detector="yunet", min_face=0)
 

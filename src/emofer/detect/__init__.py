@@ -54,14 +54,17 @@ def build_detector(
     """The Detector for ``spec`` (a name from NAMES, a Detector, or a box function).
 
     ``revision``, ``cache_dir`` and ``local_files_only`` apply to the YuNet weights download;
-    ``min_face`` (pixels, default 32) is the smallest face YuNet looks for, and other detectors
-    ignore it with a warning.
+    ``min_face`` (pixels, default 32) is the smallest face YuNet looks for; other detectors, and
+    Detector instances or functions (already built), ignore it with a warning.
     """
     if min_face is not None and not (isinstance(min_face, int) and min_face > 0):
         raise DetectorError(f"min_face must be a positive number of pixels, got {min_face!r}")
     detector = _build(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                       min_face=MIN_FACE if min_face is None else min_face)
-    if min_face is not None and not isinstance(detector, YuNetDetector):
+    if min_face is not None and not isinstance(spec, str):
+        log.warning("min_face applies to detectors emofer builds by name; pass it to your %s's "
+                    "constructor instead (e.g. YuNetDetector(min_face=...))", type(detector).__name__)
+    elif min_face is not None and not isinstance(detector, YuNetDetector):
         log.warning("min_face applies to the yunet detector only; %s ignores it", detector.name)
     return detector
 
