@@ -170,7 +170,7 @@ def test_classify_reproduces_the_reported_accuracy(name):
     data = pytest.importorskip("training.data", reason="training/ is not importable from here")
     rec = EmotionRecognizer.from_pretrained(name, detector="none")
     dataset = rec.config.trained_on.get("dataset", "fer2013")
-    need(data.DATA_ROOT / {"fer2013": "fer2013-images.zip", "ferplus": "ferplus.zip"}[dataset], f"{dataset} archive")
+    need(data.DATA_ROOT / data.ARCHIVES[dataset], f"{dataset} archive")
     faces = data.load(dataset, "PrivateTest", rec.labels)
     accuracy = float((rec.classify(faces.pixels).argmax(1) == faces.labels).mean())
     assert round(accuracy, 4) == rec.config.metrics["PrivateTest"]["accuracy"]

@@ -245,17 +245,15 @@ class _Reader:
 
 DATA_ROOT = Path(os.environ.get("EMOFER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CACHE = Path(os.environ.get("EMOFER_CACHE", Path.home() / ".cache" / "emofer-training"))
+ARCHIVES = {"fer2013": "fer2013-images.zip", "ferplus": "ferplus.zip"}  # each dataset's archive in DATA_ROOT
 
 
 def load(dataset: str, split: str, classes: Sequence[str], soft: bool = False,
          root: str | os.PathLike | None = None) -> FaceSet:
     """Load ``split`` of ``dataset`` ('fer2013' or 'ferplus') restricted to ``classes``, cached."""
-    if dataset == "fer2013":
-        source = Path(root) if root else DATA_ROOT / "fer2013-images.zip"
-    elif dataset == "ferplus":
-        source = Path(root) if root else DATA_ROOT / "ferplus.zip"
-    else:
+    if dataset not in ARCHIVES:
         raise DatasetError(f"unknown dataset {dataset!r}; use 'fer2013' or 'ferplus'")
+    source = Path(root) if root else DATA_ROOT / ARCHIVES[dataset]
     if not source.exists():
         raise DatasetError(f"{source} not found; set EMOFER_DATA to the folder holding the archives")
     stat = source.stat()
