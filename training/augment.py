@@ -1,4 +1,8 @@
-"""Training-time augmentation on uint8 48x48 faces (numpy + OpenCV, backend-agnostic)."""
+"""Training-time augmentation (numpy + OpenCV, backend-agnostic).
+
+:class:`Augment` works per face on uint8 48x48 pixels; :class:`Mix` works per batch on the
+normalised tensors and their targets (mixup and cutmix).
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,47 @@ class Augment:
                 y, x = rng.integers(0, h - eh), rng.integers(0, w - ew)
                 out[i, y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
         return out
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Mixup or cutmix on a fraction ``p`` of the batches.
+
+    A mixed batch pairs each face with another of the same batch. Mixup blends the two whole
+    faces with weight lam ~ Beta(mixup_alpha, mixup_alpha); cutmix pastes a box of the partner
+    covering 1 - lam of the face, lam ~ Beta(cutmix_alpha, cutmix_alpha). Targets (and sample
+    weights) are blended with the same lam, the share of the face each source contributes.
+    ``cutmix_share`` of the mixed batches use cutmix, the rest mixup.
+    """
+
+    p: float = 0.5
+    mixup_alpha: float = 0.2
+    cutmix_alpha: float = 1.0
+    cutmix_share: float = 0.5
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if len(x) < 2 or rng.random() >= self.p:
+            return x, y, weights
+        partner = rng.permutation(len(x))
+        if rng.random() < self.cutmix_share:
+            x, lam = self._cutmix(x, partner, rng.beta(self.cutmix_alpha, self.cutmix_alpha), rng)
+        else:
+            lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
+            x = (lam * x + (1.0 - lam) * x[partner]).astype(x.dtype)
+        y = (lam * y + (1.0 - lam) * y[partner]).astype(y.dtype)
+        if weights is not None:
+            weights = (lam * weights + (1.0 - lam) * weights[partner]).astype(weights.dtype)
+        return x, y, weights
+
+    @staticmethod
+    def _cutmix(x: np.ndarray, partner: np.ndarray, lam: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        h, w = x.shape[1:3]
+        cut_h, cut_w = int(round(h * np.sqrt(1.0 - lam))), int(round(w * np.sqrt(1.0 - lam)))
+        cy, cx = rng.integers(0, h), rng.integers(0, w)
+        y0, y1 = np.clip([cy - cut_h // 2, cy + cut_h - cut_h // 2], 0, h)
+        x0, x1 = np.clip([cx - cut_w // 2, cx + cut_w - cut_w // 2], 0, w)
+        out = x.copy()
+        out[:, y0:y1, x0:x1] = x[partner, y0:y1, x0:x1]
+        return out, 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)  # the share the face kept

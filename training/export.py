@@ -74,7 +74,7 @@ def load_checkpoint(path: Path) -> keras.Model:
     """A .keras checkpoint of training/nets.py (custom layers registered)."""
     if not path.is_file():
         raise ExportError(f"{path} does not exist; is the run finished (python -m training.train ...)?")
-    return keras.models.load_model(path, custom_objects={"StochasticDepth": nets.StochasticDepth}, compile=False)
+    return nets.load(path, compile=False)
 
 
 def with_flip_tta(model: keras.Model) -> keras.Model:

@@ -23,6 +23,11 @@ def register(name: str) -> Callable:
     return wrap
 
 
+def load(path, compile: bool = True) -> keras.Model:
+    """A .keras checkpoint of one of these networks (custom layers registered)."""
+    return keras.models.load_model(path, custom_objects={"StochasticDepth": StochasticDepth}, compile=compile)
+
+
 def build(name: str, input_shape: Sequence[int], num_classes: int, **options) -> keras.Model:
     """Build the network registered under ``name``."""
     if name not in NETWORKS:

@@ -23,8 +23,8 @@ import keras
 import numpy as np
 
 from emofer.preprocess import Normalization, normalize
-from training import data, nets
-from training.augment import Augment
+from training import data, distill, nets
+from training.augment import Augment, Mix
 
 log = logging.getLogger("emofer.training")
 RECIPES = Path(__file__).with_name("recipes")
@@ -46,10 +46,11 @@ class FaceBatches(keras.utils.PyDataset):
     """Shuffled, augmented, normalised batches of one FaceSet."""
 
     def __init__(self, faces: data.FaceSet, batch_size: int, augment: Augment | None, seed: int,
-                 sample_weight: np.ndarray | None = None):
+                 sample_weight: np.ndarray | None = None, targets: np.ndarray | None = None,
+                 mix: Mix | None = None):
         super().__init__()
-        self.faces, self.batch_size, self.augment = faces, batch_size, augment
-        self.targets = faces.targets().astype(np.float32)
+        self.faces, self.batch_size, self.augment, self.mix = faces, batch_size, augment, mix
+        self.targets = (faces.targets() if targets is None else targets).astype(np.float32)
         self.sample_weight = sample_weight
         self.seed, self.epoch = seed, 0
         self.order = np.arange(len(faces))
@@ -70,10 +71,11 @@ class FaceBatches(keras.utils.PyDataset):
         pixels = self.faces.pixels[rows]
         if self.augment is not None:
             pixels = self.augment(pixels, np.random.default_rng([self.seed, self.epoch, index]))
-        x = normalize(pixels, NORM)[..., None]
-        if self.sample_weight is None:
-            return x, self.targets[rows]
-        return x, self.targets[rows], self.sample_weight[rows]
+        x, y = normalize(pixels, NORM)[..., None], self.targets[rows]
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        if self.mix is not None:
+            x, y, weights = self.mix(x, y, weights, np.random.default_rng([self.seed, self.epoch, index, 1]))
+        return (x, y) if weights is None else (x, y, weights)
 
 
 def class_weights(faces: data.FaceSet, power: float) -> np.ndarray:
@@ -125,7 +127,7 @@ class Checkpoint(keras.callbacks.Callback):
 def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     """Start ``model`` from a trained checkpoint of the same network: every layer is copied,
     the classifier head too when its class count matches (else it starts fresh)."""
-    source = keras.models.load_model(checkpoint, custom_objects={"StochasticDepth": nets.StochasticDepth})
+    source = nets.load(checkpoint)
     if len(source.layers) != len(model.layers):
         raise SystemExit(f"{checkpoint} is not the same network as the recipe's ({len(source.layers)} vs "
                          f"{len(model.layers)} layers)")
@@ -175,14 +177,19 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     aug = Augment(**recipe.get("augment", {})) if recipe.get("augment") is not None else None
     weights = class_weights(train_set, float(recipe.get("class_weight_power", 0.0))) \
         if recipe.get("class_weight_power") else None
-    batches = FaceBatches(train_set, batch, aug, seed, weights)
+    targets = None
+    if recipe.get("distill") is not None:
+        options = dict(recipe["distill"])
+        targets = distill.targets(run, [Path(t) for t in options.pop("teachers", [])], train_set, NORM, **options)
+    mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
+    batches = FaceBatches(train_set, batch, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
     x_val = normalize(val_set.pixels, NORM)[..., None]
     y_val = val_set.targets().astype(np.float32)
 
     if (run / "last.keras").exists():
         log.info("resuming %s after epoch %d", run, state["epoch"])
-        model = keras.models.load_model(run / "last.keras", custom_objects={"StochasticDepth": nets.StochasticDepth})
+        model = nets.load(run / "last.keras")
     else:
         model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
         if recipe.get("init_from"):
@@ -210,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-train", type=int, help="train on this many faces (smoke runs)")
     parser.add_argument("--limit-val", type=int, help="validate on this many faces (smoke runs)")
     parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (the head too when the classes match)")
+    parser.add_argument("--teacher", action="append", type=Path, metavar="RUN_DIR",
+                        help="distil from this finished run (repeat for an ensemble); the recipe needs a distill block")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     recipe = load_recipe(args.recipe)
@@ -217,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("epochs", "limit_train", "limit_val", "init_from"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
+    if args.teacher:
+        if recipe.get("distill") is None:
+            raise SystemExit(f"recipe {recipe['name']!r} has no distill block; --teacher needs one")
+        recipe["distill"] = {**recipe["distill"], "teachers": [str(t.resolve()) for t in args.teacher]}
+    elif recipe.get("distill") is not None and not recipe["distill"].get("teachers"):
+        raise SystemExit(f"recipe {recipe['name']!r} distils: name its teachers with --teacher RUN_DIR")
     best = train(recipe, args.out)
     log.info("best checkpoint: %s", best)
     return 0

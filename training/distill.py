@@ -1,0 +1,92 @@
+"""Knowledge distillation targets: trained runs label the training faces for a student.
+
+A recipe with a ``distill`` block trains on ``alpha * one-hot + (1 - alpha) * teacher`` instead
+of the one-hot labels, where ``teacher`` is the averaged probability of the teacher runs (each
+face and, with ``flip``, its mirror image), softened by ``temperature`` (p ** (1 / T),
+renormalised). Teachers are computed once per run folder and cached there
+(``teacher_targets.npz``), so a resumed run trains on the same targets.
+
+    python -m training.train --recipe fer5-distill --out RUN --init-from START/best.keras \\
+        --teacher TEACHER_RUN_A --teacher TEACHER_RUN_B
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emofer.preprocess import Normalization, normalize
+from training import data, nets
+
+log = logging.getLogger("emofer.training")
+CACHE_NAME = "teacher_targets.npz"
+
+
+def teacher_probabilities(teachers: Sequence[Path], faces: data.FaceSet, norm: Normalization,
+                          flip: bool = True, batch_size: int = 256) -> np.ndarray:
+    """Mean probability over ``faces.classes`` of every teacher run (and mirror, with ``flip``).
+
+    A teacher trained on more classes contributes its probabilities of ``faces.classes``
+    renormalised to sum to 1; one that lacks a class is an error.
+    """
+    if not teachers:
+        raise ValueError("distillation needs at least one teacher run (--teacher RUN_DIR)")
+    x = normalize(faces.pixels, norm)[..., None]
+    views = [x, x[:, :, ::-1]] if flip else [x]
+    total = np.zeros((len(faces), len(faces.classes)), np.float64)
+    for run in teachers:
+        run = Path(run)
+        classes = tuple(json.loads((run / "recipe.json").read_text())["classes"])
+        missing = [c for c in faces.classes if c not in classes]
+        if missing:
+            raise ValueError(f"teacher {run} has no classes {missing}; it was trained on {classes}")
+        model = nets.load(run / "best.keras", compile=False)
+        columns = [classes.index(c) for c in faces.classes]
+        for number, view in enumerate(views):
+            picked = np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)[:, columns]
+            total += picked / picked.sum(axis=1, keepdims=True)
+            if number == 0:
+                log.info("teacher %s: training accuracy %.4f", run, float((picked.argmax(1) == faces.labels).mean()))
+    return (total / (len(teachers) * len(views))).astype(np.float32)
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """p ** (1 / T) renormalised per row: T > 1 flattens, T = 1 leaves them as they are."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    scaled = np.power(np.clip(probabilities, 1e-12, 1.0).astype(np.float64), 1.0 / temperature)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def blend(hard: np.ndarray, teacher: np.ndarray, alpha: float) -> np.ndarray:
+    """``alpha * hard + (1 - alpha) * teacher``: rows still sum to 1."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if hard.shape != teacher.shape:
+        raise ValueError(f"targets {hard.shape} and teacher probabilities {teacher.shape} differ in shape")
+    return (alpha * hard + (1.0 - alpha) * teacher).astype(np.float32)
+
+
+def targets(run: Path, teachers: Sequence[Path], faces: data.FaceSet, norm: Normalization,
+            alpha: float = 0.5, temperature: float = 2.0, flip: bool = True) -> np.ndarray:
+    """The student's training targets, from the cache in ``run`` when it matches these faces."""
+    key = hashlib.sha256(faces.pixels.tobytes() + faces.labels.tobytes()
+                         + json.dumps([sorted(str(Path(t).resolve()) for t in teachers), flip]).encode()).hexdigest()
+    cache = Path(run) / CACHE_NAME
+    if cache.exists():
+        stored = np.load(cache)
+        if str(stored["key"]) == key:
+            teacher = stored["probabilities"]
+        else:
+            raise ValueError(f"{cache} was computed for other faces or teachers; remove it or use a new run folder")
+    else:
+        teacher = teacher_probabilities(teachers, faces, norm, flip)
+        np.savez(cache, key=key, probabilities=teacher)
+    agree = float((teacher.argmax(1) == faces.labels).mean())
+    log.info("teacher ensemble agrees with the training labels on %.4f of %d faces", agree, len(faces))
+    return blend(faces.targets().astype(np.float32), soften(teacher, temperature), alpha)
