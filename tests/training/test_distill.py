@@ -142,3 +142,14 @@ def test_targets_are_cached_per_run_and_refuse_other_faces(tmp_path):
     np.testing.assert_array_equal(distill.targets(run, [teacher], faces, NORM, alpha=0.5, temperature=2.0), first)
     with pytest.raises(ValueError, match="other faces or teachers"):
         distill.targets(run, [teacher], faces.take(np.arange(3)), NORM)
+
+
+def test_train_cli_pairs_teachers_with_a_distill_recipe(tmp_path):
+    pytest.importorskip("keras", reason="training extras not installed")
+    from training import train
+
+    with pytest.raises(SystemExit, match="no distill block"):
+        train.main(["--recipe", "smoke", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--teacher RUN_DIR"):
+        train.main(["--recipe", "fer5-distill", "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
