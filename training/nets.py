@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import keras
@@ -23,7 +24,7 @@ def register(name: str) -> Callable:
     return wrap
 
 
-def load(path, compile: bool = True) -> keras.Model:
+def load(path: str | os.PathLike, compile: bool = True) -> keras.Model:
     """A .keras checkpoint of one of these networks (custom layers registered)."""
     return keras.models.load_model(path, custom_objects={"StochasticDepth": StochasticDepth}, compile=compile)
 
