@@ -41,15 +41,12 @@ def teacher_probabilities(teachers: Sequence[Path], faces: data.FaceSet, norm: N
     total = np.zeros((len(faces), len(faces.classes)), np.float64)
     for run in teachers:
         run = Path(run)
-        classes = tuple(json.loads((run / "recipe.json").read_text())["classes"])
-        missing = [c for c in faces.classes if c not in classes]
-        if missing:
-            raise ValueError(f"teacher {run} has no classes {missing}; it was trained on {classes}")
+        classes = nets.run_classes(run)
         model = nets.load(run / "best.keras", compile=False)
-        columns = [classes.index(c) for c in faces.classes]
         for number, view in enumerate(views):
-            picked = np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)[:, columns]
-            total += picked / picked.sum(axis=1, keepdims=True)
+            probabilities = np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)
+            picked = np.asarray(nets.pick_classes(probabilities, classes, faces.classes, f"teacher {run}"))
+            total += picked
             if number == 0:
                 log.info("teacher %s: training accuracy %.4f", run, float((picked.argmax(1) == faces.labels).mean()))
     return (total / (len(teachers) * len(views))).astype(np.float32)

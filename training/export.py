@@ -96,18 +96,16 @@ def with_members(model: keras.Model, labels: tuple[str, ...],
     outputs = [model(inputs)]
     for number, (member, member_labels) in enumerate(members, start=1):
         member.name = f"{member.name}_member{number}"  # layer names must be unique in one graph
-        missing = [label for label in labels if label not in member_labels]
-        if missing:
-            raise ExportError(f"ensemble member {member.name} has no classes {missing}")
-        picked = keras.ops.take(member(inputs), [member_labels.index(label) for label in labels], axis=1)
-        outputs.append(picked / keras.ops.sum(picked, axis=1, keepdims=True))
+        try:
+            outputs.append(nets.pick_classes(member(inputs), member_labels, labels, f"ensemble member {member.name}"))
+        except ValueError as error:
+            raise ExportError(str(error)) from None
     return keras.Model(inputs, keras.layers.Average(name=OUTPUT_NAME)(outputs), name=f"{model.name}_ensemble")
 
 
 def load_member(run: Path, checkpoint: str = "best.keras") -> tuple[keras.Model, tuple[str, ...]]:
     """A run's checkpoint and its class names (from recipe.json), for ``with_members``."""
-    recipe = json.loads((run / "recipe.json").read_text())
-    return load_checkpoint(run / checkpoint), tuple(recipe["classes"])
+    return load_checkpoint(run / checkpoint), nets.run_classes(run)
 
 
 def to_onnx(model: keras.Model, path: Path) -> None:

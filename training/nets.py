@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -27,6 +29,27 @@ def register(name: str) -> Callable:
 def load(path: str | os.PathLike, compile: bool = True) -> keras.Model:
     """A .keras checkpoint of one of these networks (custom layers registered)."""
     return keras.models.load_model(path, custom_objects={"StochasticDepth": StochasticDepth}, compile=compile)
+
+
+def run_classes(run: str | os.PathLike) -> tuple[str, ...]:
+    """The class names a run folder was trained on, in output order (its recipe.json)."""
+    recipe = Path(run) / "recipe.json"
+    if not recipe.is_file():
+        raise FileNotFoundError(f"{recipe} does not exist; is {run} a run folder of python -m training.train?")
+    return tuple(json.loads(recipe.read_text())["classes"])
+
+
+def pick_classes(probabilities, classes: Sequence[str], wanted: Sequence[str], who: str = "model"):
+    """Columns ``wanted`` of ``probabilities`` (over ``classes``), renormalised to sum to 1.
+
+    Works on numpy arrays and on symbolic Keras tensors alike (keras.ops), so an ensemble graph
+    and a teacher's training targets pick a 7-emotion model's five classes the same way.
+    """
+    missing = [c for c in wanted if c not in classes]
+    if missing:
+        raise ValueError(f"{who} has no classes {missing}; it was trained on {tuple(classes)}")
+    picked = keras.ops.take(probabilities, [list(classes).index(c) for c in wanted], axis=1)
+    return picked / keras.ops.sum(picked, axis=1, keepdims=True)
 
 
 def build(name: str, input_shape: Sequence[int], num_classes: int, **options) -> keras.Model:

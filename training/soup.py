@@ -54,21 +54,25 @@ def soup(runs: Sequence[Path], uniform: bool = False) -> tuple[keras.Model, list
         raise ValueError(f"the runs must share dataset and classes, got {sorted(classes)}")
     public = data.load(recipes[0]["dataset"], "PublicTest", tuple(recipes[0]["classes"]))
     models = {Path(r): nets.load(Path(r) / "best.keras", compile=False) for r in runs}
-    alone = {str(r): round(accuracy(m, public), 4) for r, m in models.items()}
+    exact = {r: accuracy(m, public) for r, m in models.items()}
+    alone = {str(r): round(score, 4) for r, score in exact.items()}
     for run, score in alone.items():
         log.info("%s alone: PublicTest %.4f", run, score)
-    ranked = sorted(models, key=lambda r: -alone[str(r)])
+    ranked = sorted(models, key=lambda r: -exact[r])
     if uniform:
         chosen = ranked
-    else:
-        chosen, best = [ranked[0]], alone[str(ranked[0])]
+        network = average([models[r] for r in chosen])
+        best = accuracy(network, public)
+    else:  # every candidate soup is scored once; the last one kept is the answer
+        chosen, best = [ranked[0]], exact[ranked[0]]
+        network = average([models[ranked[0]]])  # a copy: the soup never aliases a run's model
         for run in ranked[1:]:
-            score = accuracy(average([models[r] for r in chosen + [run]]), public)
+            candidate = average([models[r] for r in chosen + [run]])
+            score = accuracy(candidate, public)
             log.info("greedy: + %s -> PublicTest %.4f (%s)", run, score, "kept" if score >= best else "left out")
             if score >= best:
-                chosen, best = chosen + [run], score
-    network = average([models[r] for r in chosen])
-    scores = {**{f"alone: {r}": s for r, s in alone.items()}, "soup": round(accuracy(network, public), 4)}
+                chosen, network, best = chosen + [run], candidate, score
+    scores = {**{f"alone: {r}": s for r, s in alone.items()}, "soup": round(best, 4)}
     return network, chosen, scores
 
 
