@@ -42,6 +42,12 @@ def load_recipe(name_or_path: str) -> dict:
     return json.loads(path.read_text())
 
 
+def recipe_classes(recipe: dict) -> tuple[str, ...]:
+    """A recipe's class names: a subset name of training.data.SUBSETS or an explicit list."""
+    classes = recipe["classes"]
+    return data.SUBSETS[classes] if isinstance(classes, str) else tuple(classes)
+
+
 class FaceBatches(keras.utils.PyDataset):
     """Shuffled, augmented, normalised batches of one FaceSet."""
 
@@ -154,7 +160,7 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     """Train (or resume) ``recipe`` in folder ``run``; return the path of best.keras."""
     run.mkdir(parents=True, exist_ok=True)
     seed = int(recipe.get("seed", 1337))
-    classes = data.SUBSETS[recipe["classes"]] if isinstance(recipe["classes"], str) else tuple(recipe["classes"])
+    classes = recipe_classes(recipe)
     soft = bool(recipe.get("soft_labels", False))
     train_set = limit(data.load(recipe["dataset"], "Training", classes, soft=soft), recipe.get("limit_train"), seed)
     val_set = limit(data.load(recipe["dataset"], "PublicTest", classes), recipe.get("limit_val"), seed)

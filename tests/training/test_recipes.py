@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras", reason="training extras not installed (pip 
 
 from training import data, nets  # noqa: E402
 from training.augment import Augment, Mix  # noqa: E402
-from training.train import RECIPES, load_recipe  # noqa: E402
+from training.train import RECIPES, load_recipe, recipe_classes  # noqa: E402
 
 ALL = sorted(p.stem for p in RECIPES.glob("*.json"))
 KNOWN = {"description", "dataset", "classes", "soft_labels", "network", "network_options", "epochs",
@@ -28,7 +28,7 @@ def test_recipe_builds_its_network_and_blocks(name):
     recipe = load_recipe(name)
     assert not set(recipe) - KNOWN, f"{name}: unknown keys {sorted(set(recipe) - KNOWN)}"
     assert recipe["dataset"] in data.ARCHIVES
-    classes = data.SUBSETS[recipe["classes"]] if isinstance(recipe["classes"], str) else tuple(recipe["classes"])
+    classes = recipe_classes(recipe)
     assert len(classes) >= 2
     model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
     assert model.output_shape == (None, len(classes))
