@@ -25,7 +25,7 @@ import numpy as np
 
 from emofer.preprocess import normalize
 from training import data, evaluate, nets
-from training.train import NORM, _write_json
+from training.train import NORM, write_json
 
 log = logging.getLogger("emofer.training")
 
@@ -89,8 +89,8 @@ def write_run(network: keras.Model, chosen: Sequence[Path], scores: dict[str, fl
     state.update(train_seconds=sum(float(s.get("train_seconds", 0.0)) for s in states),
                  best_val_accuracy=scores["soup"])
     network.save(out / "best.keras")
-    _write_json(out / "recipe.json", recipe)
-    _write_json(out / "state.json", state)
+    write_json(out / "recipe.json", recipe)
+    write_json(out / "state.json", state)
     return out / "best.keras"
 
 

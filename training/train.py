@@ -121,12 +121,12 @@ class Checkpoint(keras.callbacks.Callback):
             self.model.save(self.run / "best.keras")
         self.model.save(self.run / "last.keras.tmp.keras")
         os.replace(self.run / "last.keras.tmp.keras", self.run / "last.keras")
-        _write_json(self.run / "state.json", self.state)
+        write_json(self.run / "state.json", self.state)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in logs.items()})
         if epoch + 1 - self.state["best_epoch"] >= self.patience:
             log.info("early stop: no PublicTest improvement for %d epochs", self.patience)
             self.state["stopped_early"] = True
-            _write_json(self.run / "state.json", self.state)
+            write_json(self.run / "state.json", self.state)
             self.model.stop_training = True
 
 
@@ -150,7 +150,8 @@ def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     log.info("initialised %d layers from %s", copied, checkpoint)
 
 
-def _write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (a temporary file, then a rename)."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
     os.replace(tmp, path)
@@ -176,7 +177,7 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     recipe_record = {**recipe, "classes": list(classes), "keras": keras.__version__,
                      "backend": keras.backend.backend(), "python": platform.python_version(),
                      "machine": f"{platform.machine()} {os.cpu_count()} cpus", "command": " ".join(sys.argv)}
-    _write_json(run / "recipe.json", recipe_record)
+    write_json(run / "recipe.json", recipe_record)
 
     keras.utils.set_random_seed(seed + state["epoch"])
     batch = int(recipe.get("batch_size", 64))
