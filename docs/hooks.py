@@ -172,10 +172,13 @@ def _reproduce() -> str:
             "",
             "```bash",
             train,
-            export.replace("RUN_DIR", run),
+            export.replace("RUN_DIR", run, 1),
             f"python -m training.publish src/emofer/models/{short} --repo {config['name']} --dry-run",
             "```",
             "",
+            *([f"The graph averages this run with {', '.join(f'`{m}`' for m in members)} (`--ensemble`); "
+               "every run's command is in [Models](models.md#how-the-shipped-models-were-trained).", ""]
+              if (members := trained.get("ensemble_with")) else []),
             f"The same on a GPU: prefix the first command with `KERAS_BACKEND=jax` (or `torch`). "
             f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.",
             "",

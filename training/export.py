@@ -267,14 +267,20 @@ def model_card(config: ModelConfig, evaluation: evaluate.Evaluation) -> str:
     ferplus = evaluate.dataset_of(config) == "ferplus"
     per_class = "\n".join(f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
                           for c in s.per_class)
-    flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
+    members = list(trained.get("ensemble_with") or [])
+    flags = ("".join(f" --ensemble runs/{m}" for m in members) + " --tta-flip" * bool(trained.get("tta_flip"))
+             + " --calibrate" * (config.temperature != 1.0))
+    network = f"`{trained.get('network', '?')}`"
+    what = (f"A small convolutional network ({network})" if not members else
+            f"{len(members) + 1} small convolutional networks averaged in one graph ({network} from run "
+            f"`{trained.get('recipe', '?')}`, with {', '.join(f'`{m}`' for m in members)}),")
     about_graph = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
            "test-time augmentation).\n") if trained.get("tta_flip") else ""
     quant = trained.get("quantization")
     if quant:
         about_graph += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
-                f"calibrated on {quant['calibration']}): about a quarter of the float model's size and "
-                f"several times faster on CPUs. The float model scores "
+                f"calibrated on {quant['calibration']}): a smaller file and faster on CPUs (sizes and per-face "
+                f"times: docs/models.md in the emofer repository). The float model scores "
                 f"{config.metrics.get('float_PrivateTest')} on PrivateTest and {config.metrics.get('float_PublicTest')} "
                 f"on PublicTest.\n")
     export_line = (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
@@ -301,7 +307,7 @@ metrics:
 
 # {config.name}
 
-A small convolutional network (`{trained.get("network", "?")}`) that classifies a cropped, grey
+{what} that classifies a cropped, grey
 48x48 face into {len(config.labels)} facial expressions: {", ".join(config.labels)}. It is an
 emofer model: `model.onnx` runs on ONNX Runtime, and `config.json` carries the labels, input
 size, normalisation, crop policy and temperature.

@@ -144,6 +144,33 @@ def test_flip_tta_export_averages_the_mirror_image(run_dir, checkpoint, tmp_path
     assert np.abs(served - expected).max() <= 1e-4
 
 
+def test_ensemble_export_averages_the_member_runs(run_dir, checkpoint, tmp_path):
+    """--ensemble RUN averages that run's best checkpoint in the graph; the card and config name it."""
+    member = tmp_path / "member"
+    member.mkdir()
+    recipe = json.loads((run_dir / "recipe.json").read_text())
+    (member / "recipe.json").write_text(json.dumps({**recipe, "name": "smoke-member"}))
+    other = export.load_checkpoint(run_dir / "best.keras")
+    weights = other.get_weights()
+    weights[-2] = -weights[-2]  # the head's kernel negated: a member that disagrees with the main run
+    other.set_weights(weights)
+    other.save(member / "best.keras")
+    out = tmp_path / "pair"
+    assert export.main([str(run_dir), "--name", NAME, "--out", str(out), "--ensemble", str(member),
+                        "--report", str(tmp_path / "report"), "--no-examples"]) == 0
+    config = ModelConfig.load(out / "config.json")
+    assert config.trained_on["ensemble_with"] == ["smoke-member"]
+    faces = _strided(data.load("fer2013", "PublicTest", config.labels), 64)
+    x = normalize(faces.pixels, NORM)[..., None]
+    alone = checkpoint.predict(x, verbose=0)
+    expected = (alone + other.predict(x, verbose=0)) / 2
+    served = EmotionRecognizer.from_pretrained(out, detector="none").classify(faces.pixels)
+    assert np.abs(served - expected).max() <= 1e-4 and np.abs(served - alone).max() > 1e-2
+    card = (out / "README.md").read_text()
+    assert "2 small convolutional networks averaged in one graph" in card and "`smoke-member`" in card
+    assert "--ensemble runs/smoke-member" in card
+
+
 def test_parity_check_fails_loudly():
     p = np.array([[0.6, 0.4], [0.3, 0.7]], np.float32)
     assert export.check_parity(p, p + 5e-5).ok
