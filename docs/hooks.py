@@ -200,10 +200,15 @@ def _epochs_flag(recipe: str, trained: dict, command: str) -> str:
 
 
 def _with_out(command: str, run: str) -> str:
-    """``command`` with its ``--out`` folder replaced by ``run`` (the original was a local path)."""
+    """``command`` with its ``--out`` folder replaced by ``run`` (the original was a local path),
+    and other paths in that local runs folder (``--init-from``, ``--teacher``) moved beside it."""
     words = shlex.split(command)
     if "--out" in words and words.index("--out") + 1 < len(words):
+        local = Path(words[words.index("--out") + 1]).parent
         words[words.index("--out") + 1] = run
+        runs = Path(run).parent
+        words = [str(runs / Path(w).relative_to(local)) if Path(w).is_absolute() and Path(w).is_relative_to(local)
+                 else w for w in words]
     return shlex.join(words)
 
 

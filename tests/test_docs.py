@@ -37,3 +37,16 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     for page in ("index.html", "quickstart/index.html", "api/recognizer/index.html", "cli/index.html"):
         assert (site / page).is_file(), page
     assert "from_pretrained" in (site / "api" / "recognizer" / "index.html").read_text(encoding="utf-8")
+
+
+def test_reproduce_commands_name_runs_beside_each_other() -> None:
+    """The training page's commands put --out, --init-from and --teacher in one runs/ folder."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    local = ("python -m training.train --recipe d --out /data/runs/d --init-from /data/runs/b/best.keras "
+             "--teacher /data/runs/t --teacher /elsewhere/t2")
+    assert hooks._with_out(local, "runs/d") == (
+        "python -m training.train --recipe d --out runs/d --init-from runs/b/best.keras "
+        "--teacher runs/t --teacher /elsewhere/t2")
+    assert hooks._with_out("python -m training.train --recipe d", "runs/d") == "python -m training.train --recipe d"
