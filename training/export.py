@@ -273,7 +273,7 @@ def model_card(config: ModelConfig, evaluation: evaluate.Evaluation) -> str:
     network = f"`{trained.get('network', '?')}`"
     what = (f"A small convolutional network ({network})" if not members else
             f"{len(members) + 1} small convolutional networks averaged in one graph ({network} from run "
-            f"`{trained.get('recipe', '?')}`, with {', '.join(f'`{m}`' for m in members)}),")
+            f"`{trained.get('recipe', '?')}`, with {', '.join(f'`{m}`' for m in members)})")
     about_graph = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
            "test-time augmentation).\n") if trained.get("tta_flip") else ""
     quant = trained.get("quantization")
@@ -307,7 +307,7 @@ metrics:
 
 # {config.name}
 
-{what} that classifies a cropped, grey
+{what} that classif{'y' if members else 'ies'} a cropped, grey
 48x48 face into {len(config.labels)} facial expressions: {", ".join(config.labels)}. It is an
 emofer model: `model.onnx` runs on ONNX Runtime, and `config.json` carries the labels, input
 size, normalisation, crop policy and temperature.
