@@ -192,15 +192,15 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
     by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
     recipe = json.loads((run / "recipe.json").read_text())
     state = json.loads((run / "state.json").read_text())
+    labels = tuple(recipe["classes"])
     model = load_checkpoint(run / checkpoint)
     if ensemble:
-        model = with_members(model, tuple(recipe["classes"]), [load_member(Path(other)) for other in ensemble])
+        model = with_members(model, labels, [load_member(Path(other)) for other in ensemble])
     if tta_flip:
         model = with_flip_tta(model)
     onnx_path = out / MODEL_NAME
     to_onnx(model, onnx_path)
 
-    labels = tuple(recipe["classes"])
     spec = InputSpec(*model.input_shape[1:3], model.input_shape[3])
     public = data.load(recipe["dataset"], "PublicTest", labels, root=data_root)
     tensor = to_tensor(public.pixels, spec.size, spec.channels, NORM)
