@@ -38,6 +38,17 @@ def test_bundled_default_is_a_fer2013_model(bundled):
     assert set(bundled.labels) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
+def test_every_bundled_model_speaks_one_emotion_vocabulary():
+    # Switching models must not rename emotions: ferplus8 says "happy" where FER+ says "happiness".
+    vocabulary = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"}
+    face = cv2.resize(cv2.imread(str(need(EXAMPLE_PHOTO, "example photo")), cv2.IMREAD_GRAYSCALE), (48, 48))
+    for name in hub.bundled_models():
+        recognizer = EmotionRecognizer.from_pretrained(name, detector="none")
+        assert set(recognizer.labels) <= vocabulary, name
+        (result,) = recognizer.predict(face)  # detector "none": the whole image is the face
+        assert tuple(result.probabilities) == recognizer.labels and result.emotion in vocabulary, name
+
+
 def test_predict_on_the_example_photo(bundled):
     faces = bundled.predict(need(EXAMPLE_PHOTO, "example photo"))
     assert len(faces) == 1

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from training import data, evaluate
+from training import data, evaluate, nets
 from training.export import load_checkpoint, load_member, with_flip_tta, with_members
 from training.train import NORM
 
@@ -26,7 +26,7 @@ log = logging.getLogger("emofer.training")
 def compare(run: Path, ensemble: list[Path]) -> dict[str, float]:
     """PublicTest accuracy of each shippable variant of ``run``."""
     recipe = json.loads((run / "recipe.json").read_text())
-    labels = tuple(recipe["classes"])
+    labels = nets.run_classes(run)
     public = data.load(recipe["dataset"], "PublicTest", labels)
     model = load_checkpoint(run / "best.keras")
     height, width, channels = model.input_shape[1:]

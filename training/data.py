@@ -32,10 +32,16 @@ FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutr
 SUBSETS: dict[str, tuple[str, ...]] = {
     "fer5": ("angry", "disgust", "happy", "sad", "surprise"),
     "fer7": ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
-    "ferplus8": ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"),
+    "ferplus8": ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt"),
 }
+#: FER+'s label.csv vote columns, under FER+'s own names.
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                  "contempt", "unknown", "NF")
+#: FER+'s names that differ from emofer's, which every model and FaceSet uses (one vocabulary:
+#: a user switching from fer7 to ferplus8 still reads "happy"). Older run folders record FER+'s.
+FERPLUS_NAMES = {"happiness": "happy", "sadness": "sad", "anger": "angry"}
+#: The eight emotion vote columns under emofer's names, in column order.
+FERPLUS_CLASSES = tuple(FERPLUS_NAMES.get(c, c) for c in FERPLUS_VOTES[:8])
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 FERPLUS_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
 _SPLIT_RE = re.compile(r"(Training|PublicTest|PrivateTest)_\d+")
@@ -43,6 +49,11 @@ _SPLIT_RE = re.compile(r"(Training|PublicTest|PrivateTest)_\d+")
 
 class DatasetError(ValueError):
     """Bad training data: the message names the file or row and what is wrong."""
+
+
+def emotion_names(classes: Sequence[str]) -> tuple[str, ...]:
+    """``classes`` in emofer's vocabulary: FER+'s happiness, sadness, anger become happy, sad, angry."""
+    return tuple(FERPLUS_NAMES.get(c, c) for c in classes)
 
 
 @dataclass(frozen=True)
@@ -194,8 +205,12 @@ def load_ferplus(root: str | os.PathLike, split: str, classes: Sequence[str] = S
     folder = FERPLUS_FOLDERS.get(split)
     if folder is None:
         raise DatasetError(f"unknown split {split!r}; use one of {SPLITS}")
+    classes = emotion_names(classes)
+    unknown = [c for c in classes if c not in FERPLUS_CLASSES]
+    if unknown:
+        raise DatasetError(f"classes {unknown} are not FER+ emotions; use some of {FERPLUS_CLASSES}")
     reader = _Reader(Path(root))
-    keep = [FERPLUS_VOTES.index(c) for c in classes]
+    keep = [FERPLUS_CLASSES.index(c) for c in classes]
     pixels, labels, dists, names = [], [], [], []
     text = reader.read(f"{folder}/label.csv").decode("utf-8")
     for row_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -261,7 +276,7 @@ def load(dataset: str, split: str, classes: Sequence[str], soft: bool = False,
     cached = CACHE / f"{dataset}-{split}-{key}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
-        faces = FaceSet(z["pixels"], z["labels"], tuple(z["classes"]), split,
+        faces = FaceSet(z["pixels"], z["labels"], emotion_names(z["classes"]), split,
                         z["soft"] if "soft" in z else None, tuple(z["names"]))
     else:
         log.info("decoding %s %s from %s", dataset, split, source)
@@ -275,7 +290,7 @@ def load(dataset: str, split: str, classes: Sequence[str], soft: bool = False,
         if faces.soft is not None:
             arrays["soft"] = faces.soft
         np.savez(cached, **arrays)
-    faces = subset(faces, classes)
+    faces = subset(faces, emotion_names(classes))
     if not soft and faces.soft is not None:
         faces = FaceSet(faces.pixels, faces.labels, faces.classes, split, None, faces.names)
     return faces

@@ -192,7 +192,7 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
     by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
     recipe = json.loads((run / "recipe.json").read_text())
     state = json.loads((run / "state.json").read_text())
-    labels = tuple(recipe["classes"])
+    labels = nets.run_classes(run)
     model = load_checkpoint(run / checkpoint)
     if ensemble:
         model = with_members(model, labels, [load_member(Path(other)) for other in ensemble])

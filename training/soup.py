@@ -49,10 +49,10 @@ def accuracy(model: keras.Model, faces: data.FaceSet) -> float:
 def soup(runs: Sequence[Path], uniform: bool = False) -> tuple[keras.Model, list[Path], dict[str, float]]:
     """(soup network, the runs in it, PublicTest accuracy of each run alone and of the soup)."""
     recipes = [json.loads((Path(r) / "recipe.json").read_text()) for r in runs]
-    classes = {tuple(r["classes"]) for r in recipes}
+    classes = {data.emotion_names(r["classes"]) for r in recipes}
     if len(classes) != 1 or len({r["dataset"] for r in recipes}) != 1:
         raise ValueError(f"the runs must share dataset and classes, got {sorted(classes)}")
-    public = data.load(recipes[0]["dataset"], "PublicTest", tuple(recipes[0]["classes"]))
+    public = data.load(recipes[0]["dataset"], "PublicTest", classes.pop())
     models = {Path(r): nets.load(Path(r) / "best.keras", compile=False) for r in runs}
     exact = {r: accuracy(m, public) for r, m in models.items()}
     alone = {str(r): round(score, 4) for r, score in exact.items()}

@@ -45,7 +45,7 @@ def load_recipe(name_or_path: str) -> dict:
 def recipe_classes(recipe: dict) -> tuple[str, ...]:
     """A recipe's class names: a subset name of training.data.SUBSETS or an explicit list."""
     classes = recipe["classes"]
-    return data.SUBSETS[classes] if isinstance(classes, str) else tuple(classes)
+    return data.SUBSETS[classes] if isinstance(classes, str) else data.emotion_names(classes)
 
 
 class FaceBatches(keras.utils.PyDataset):

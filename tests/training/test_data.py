@@ -63,7 +63,7 @@ def test_ferplus_majority_vote_drops_unknown_not_a_face_and_ties(ferplus_folder)
     faces = data.load_ferplus(ferplus_folder, "Training")
     assert faces.classes == SUBSETS["ferplus8"]
     assert faces.names == ("fer0000000.png", "fer0000004.png", "fer0000005.png")
-    assert [faces.classes[i] for i in faces.labels] == ["happiness", "neutral", "anger"]
+    assert [faces.classes[i] for i in faces.labels] == ["happy", "neutral", "angry"]
     assert faces.soft is None
     np.testing.assert_array_equal(faces.pixels[1], face(104))
 
@@ -73,7 +73,7 @@ def test_ferplus_soft_targets_are_vote_distributions(ferplus_folder):
     classes = faces.classes
     np.testing.assert_allclose(faces.soft.sum(1), 1.0)
     np.testing.assert_allclose(faces.soft[1, [classes.index("neutral"), classes.index("surprise")]], [0.6, 0.4])
-    np.testing.assert_allclose(faces.soft[2, [classes.index("anger"), classes.index("contempt")]], [0.7, 0.3])
+    np.testing.assert_allclose(faces.soft[2, [classes.index("angry"), classes.index("contempt")]], [0.7, 0.3])
     np.testing.assert_allclose(faces.targets(), faces.soft)
 
 
@@ -82,12 +82,23 @@ def test_ferplus_subset_keeps_only_faces_whose_majority_is_in_it(ferplus_folder)
     assert faces.names == ("fer0000004.png",)
 
 
+def test_ferplus_speaks_emofers_emotion_names_and_accepts_its_own(ferplus_folder):
+    # One vocabulary across models: FER+'s happiness/sadness/anger are emofer's happy/sad/angry,
+    # and run folders recorded before the rename (FER+'s names) still load.
+    assert SUBSETS["ferplus8"] == ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt")
+    assert set(SUBSETS["ferplus8"]) >= set(SUBSETS["fer7"])
+    old = data.load_ferplus(ferplus_folder, "Training", classes=("neutral", "happiness", "anger"))
+    assert old.classes == ("neutral", "happy", "angry") and old.labels.tolist() == [1, 0, 2]
+    with pytest.raises(DatasetError, match="not FER\\+ emotions"):
+        data.load_ferplus(ferplus_folder, "Training", classes=("neutral", "joy"))
+
+
 # --- subsets and FaceSet ---
 
 def test_subset_relabels_in_the_given_order_and_renormalises_soft(ferplus_folder):
     faces = data.load_ferplus(ferplus_folder, "Training", soft=True)
-    kept = data.subset(faces, ("neutral", "happiness"))
-    assert kept.classes == ("neutral", "happiness")
+    kept = data.subset(faces, ("neutral", "happy"))
+    assert kept.classes == ("neutral", "happy")
     assert kept.names == ("fer0000000.png", "fer0000004.png")
     assert kept.labels.tolist() == [1, 0]
     np.testing.assert_allclose(kept.soft, [[0.0, 1.0], [1.0, 0.0]])
@@ -120,10 +131,21 @@ def test_load_caches_and_subsets(fer_folder, tmp_path, isolated_cache):
 
 
 def test_load_ferplus_soft_and_hard(ferplus_folder, isolated_cache):
-    hard = data.load("ferplus", "Training", ("neutral", "happiness", "anger"), root=ferplus_folder)
+    hard = data.load("ferplus", "Training", ("neutral", "happy", "angry"), root=ferplus_folder)
     assert hard.soft is None and hard.labels.tolist() == [1, 0, 2]
-    soft = data.load("ferplus", "Training", ("neutral", "happiness", "anger"), soft=True, root=ferplus_folder)
+    soft = data.load("ferplus", "Training", ("neutral", "happy", "angry"), soft=True, root=ferplus_folder)
     np.testing.assert_allclose(soft.soft[1], [1.0, 0.0, 0.0])  # surprise votes renormalised away
+
+
+def test_load_ferplus_reads_a_cache_written_with_ferplus_names(ferplus_folder, isolated_cache):
+    data.load("ferplus", "Training", ("neutral", "happy"), root=ferplus_folder)
+    (cached,) = isolated_cache.glob("ferplus-Training-*.npz")
+    with np.load(cached) as z:
+        arrays = dict(z)
+    arrays["classes"] = np.array(data.FERPLUS_VOTES[:8])  # as a cache from before the rename holds it
+    np.savez(cached, **arrays)
+    faces = data.load("ferplus", "Training", ("happiness", "angry"), root=ferplus_folder)
+    assert faces.classes == ("happy", "angry") and faces.names == ("fer0000000.png", "fer0000005.png")
 
 
 # --- bad data raises DatasetError naming the file or row ---

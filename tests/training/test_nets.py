@@ -41,3 +41,6 @@ def test_run_classes_reads_the_recipe_and_says_what_is_missing(tmp_path):
     assert nets.run_classes(tmp_path) == FIVE
     with pytest.raises(FileNotFoundError, match="is .* a run folder"):
         nets.run_classes(tmp_path / "elsewhere")
+    # A FER+ run recorded with FER+'s names answers in emofer's, so its exports say "happy".
+    (tmp_path / "recipe.json").write_text(json.dumps({"classes": ["neutral", "happiness", "sadness", "anger"]}))
+    assert nets.run_classes(tmp_path) == ("neutral", "happy", "sad", "angry")
