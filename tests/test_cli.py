@@ -71,6 +71,19 @@ def test_predict_json_lines(capsys, photo_path, tiny_model_dir, real_yunet):
     assert records[0]["emotion"] == max(records[0]["probabilities"], key=records[0]["probabilities"].get)
 
 
+def test_predict_min_confidence_marks_unsure_faces(capsys, photo_path, tiny_model_dir, real_yunet):
+    code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--csv", "--min-confidence", "1")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and rows and all(r["abstained"] == "1" and r["emotion"] in TINY_LABELS for r in rows)
+    code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir)
+    assert code == 0 and "unsure" not in out
+    code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--min-confidence", "1")
+    assert code == 0 and "unsure: " in out
+    with pytest.raises(SystemExit):
+        main(["predict", str(photo_path), "--min-confidence", "60%"])
+    assert "not a probability" in capsys.readouterr().err
+
+
 def test_predict_min_face_sets_how_small_a_face_yunet_looks_for(capsys, photo_path, tiny_model_dir, real_yunet,
                                                                   caplog):
     code, out, _ = run(capsys, "predict", photo_path, "--model", tiny_model_dir, "--json", "--min-face", "16")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from emofer import Face, draw
-from emofer.draw import EMOTION_COLORS, draw_text, label_color
+from emofer.draw import ABSTAINED_COLOR, EMOTION_COLORS, draw_text, label_color
 from emofer.io import load_image
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -55,6 +55,17 @@ def test_the_box_is_drawn_in_the_emotion_colour():
     blank = np.zeros((200, 200, 3), np.uint8)
     out = draw(blank, [face((50, 100, 80, 80), "angry")])
     assert tuple(out[140, 50]) == EMOTION_COLORS["angry"]  # the box's left edge, below the tag
+
+
+def test_an_abstained_face_is_drawn_grey_and_tagged_unsure():
+    blank = np.zeros((200, 200, 3), np.uint8)
+    sure = face((50, 100, 80, 80), "angry")  # top probability 0.76
+    unsure = Face(box=sure.box, probabilities=sure.probabilities, min_confidence=0.8)
+    assert not sure.abstained and unsure.abstained and unsure.emotion == "angry"
+    drawn_sure, drawn_unsure = draw(blank, [sure]), draw(blank, [unsure])
+    assert tuple(drawn_unsure[140, 50]) == ABSTAINED_COLOR != tuple(drawn_sure[140, 50])
+    tag = (slice(60, 100), slice(50, 200))  # the tag above the box: longer text for "unsure: angry 76%"
+    assert (drawn_unsure[tag] != 0).any(axis=2).sum() > (drawn_sure[tag] != 0).any(axis=2).sum()
 
 
 def test_bars_track_ids_and_text_add_ink(photo):

@@ -128,6 +128,21 @@ def test_threads_give_identical_results(bundled, photo_path):
     assert all(r == expected for r in results)
 
 
+def test_min_confidence_marks_unsure_faces_and_keeps_the_best_guess(tiny_model_dir):
+    image = np.random.default_rng(3).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    plain = EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none")
+    (face,) = plain.predict(image)
+    assert not face.abstained and face.to_dict()["abstained"] is False
+    for threshold, abstains in ((face.confidence - 1e-3, False), (min(1.0, face.confidence + 1e-3), True)):
+        strict = EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_confidence=threshold)
+        for recognizer in (strict, pickle.loads(pickle.dumps(strict))):
+            (judged,) = recognizer.predict(image)
+            assert judged.abstained is abstains and judged.to_dict()["abstained"] is abstains
+            assert judged.emotion == face.emotion and judged.probabilities == face.probabilities
+    with pytest.raises(EmoferError, match="between 0 and 1"):
+        EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_confidence=1.5)
+
+
 def test_pickle_round_trip(tiny):
     image = np.random.default_rng(3).integers(0, 255, (60, 60, 3), dtype=np.uint8)
     clone = pickle.loads(pickle.dumps(tiny))

@@ -237,7 +237,7 @@ def test_write_table_csv_has_a_row_per_face_and_per_empty_frame(tmp_path):
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["frame_index", "timestamp_ms", "x", "y", "w", "h", "score", "track_id", "emotion",
-                             "confidence", "angry", "happy", "sad"]
+                             "confidence", "abstained", "angry", "happy", "sad"]
     assert [r["frame_index"] for r in rows] == ["0", "0", "2", "4"]
     assert rows[0]["emotion"] == "happy" and float(rows[0]["happy"]) == 0.7 and rows[1]["score"] == ""
     assert rows[2]["timestamp_ms"] == "66.7" and all(rows[2][key] == "" for key in ("x", "emotion", "happy"))

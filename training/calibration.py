@@ -1,9 +1,12 @@
-"""Expected calibration error and NLL of bundled models before and after their temperature.
+"""Expected calibration error and NLL of bundled models before and after their temperature,
+and what an abstain threshold (``min_confidence``) keeps.
 
     python -m training.calibration emofer/fer5 emofer/fer7
 
 The temperature T in config.json was fitted on PublicTest by ``training/export.py --calibrate``;
-emofer serves softmax(log(p) / T). This undoes T to show what it changed, on both splits.
+emofer serves softmax(log(p) / T). This undoes T to show what it changed, on both splits. The
+second table gives, for each threshold, the share of faces the model still names (coverage)
+and its accuracy on them, on PrivateTest (a report: nothing is chosen with it).
 """
 
 from __future__ import annotations
@@ -17,19 +20,40 @@ from emofer.model import softmax
 from training import data, metrics
 
 
+#: The abstain thresholds of the coverage table.
+THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def coverage(probabilities: np.ndarray, labels: np.ndarray,
+             thresholds: tuple[float, ...] = THRESHOLDS) -> list[tuple[float, float, float]]:
+    """(threshold, share of faces whose top probability reaches it, accuracy on those) per threshold."""
+    top = probabilities.max(1)
+    right = probabilities.argmax(1) == labels
+    rows = []
+    for t in thresholds:
+        kept = top >= t
+        rows.append((t, float(kept.mean()), float(right[kept].mean()) if kept.any() else float("nan")))
+    return rows
+
+
+def probabilities_on(model: str, split: str) -> tuple[EmotionRecognizer, np.ndarray, np.ndarray]:
+    """The recognizer, its (calibrated) probabilities on ``split`` of its dataset, and the true labels."""
+    recognizer = EmotionRecognizer.from_pretrained(model, detector="none")
+    faces = data.load(recognizer.config.trained_on.get("dataset", "fer2013"), split, recognizer.labels)
+    return recognizer, recognizer.classify(faces.pixels), faces.labels
+
+
 def before_after(model: str, split: str) -> dict[str, float]:
     """ECE and NLL of ``model`` on ``split`` with T = 1 and with its config temperature."""
-    recognizer = EmotionRecognizer.from_pretrained(model, detector="none")
+    recognizer, calibrated, labels = probabilities_on(model, split)
     temperature = recognizer.config.temperature
-    faces = data.load(recognizer.config.trained_on.get("dataset", "fer2013"), split, recognizer.labels)
-    calibrated = recognizer.classify(faces.pixels)
     raw = softmax(np.log(np.maximum(calibrated, 1e-12)), 1.0 / temperature)  # undo softmax(log p / T)
     return {
         "temperature": temperature,
-        "ece_before": metrics.calibration(raw, faces.labels).ece,
-        "ece_after": metrics.calibration(calibrated, faces.labels).ece,
-        "nll_before": metrics.nll(raw, faces.labels, 1.0, True),
-        "nll_after": metrics.nll(calibrated, faces.labels, 1.0, True),
+        "ece_before": metrics.calibration(raw, labels).ece,
+        "ece_after": metrics.calibration(calibrated, labels).ece,
+        "nll_before": metrics.nll(raw, labels, 1.0, True),
+        "nll_after": metrics.nll(calibrated, labels, 1.0, True),
     }
 
 
@@ -43,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             r = before_after(model, split)
             print(f"| {model} | {split} | {r['temperature']} | {r['ece_before']:.4f} | {r['ece_after']:.4f} "
                   f"| {r['nll_before']:.4f} | {r['nll_after']:.4f} |")
+    print("\nPrivateTest faces named / accuracy on them, by min_confidence:\n")
+    print("| model | " + " | ".join(f"{t:g}" for t in THRESHOLDS) + " |\n|---|" + "---:|" * len(THRESHOLDS))
+    for model in args.models:
+        _, probabilities, labels = probabilities_on(model, "PrivateTest")
+        cells = [f"{share:.0%} / {accuracy:.1%}" for _, share, accuracy in coverage(probabilities, labels)]
+        print(f"| {model} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import cv2
 
 from .detect import NAMES as DETECTOR_NAMES
-from .cli import pixels
+from .cli import pixels, probability
 from .draw import draw, draw_text
 from .errors import EmoferError
 from .video import VideoFileWriter, analyze_video_frames
@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
     parser.add_argument("--min-face", type=pixels, default=None, metavar="PX",
                         help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
+    parser.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
+                        help="mark a face unsure when its top probability is below P (default: 0, never)")
     parser.add_argument("--no-window", action="store_true", help="do not open a window (record with --out)")
     parser.add_argument("--out", default=None, help="also write the annotated video here (.mp4, .avi)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     from .recognizer import EmotionRecognizer
 
     try:
-        recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face)
+        recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face,
+                                                       min_confidence=args.min_confidence)
         writer = VideoFileWriter(args.out) if args.out else None
         frames = _run(recognizer, args, writer, window)
     except EmoferError as exc:

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
     model.add_argument("--min-face", type=pixels, default=None, metavar="PX",
                        help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
+    model.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
+                       help="abstain (mark the face unsure) when the top probability is below P (default: 0, never)")
     model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
 
     predict = commands.add_parser("predict", parents=[model], help="emotions of the faces in images and folders")
@@ -106,7 +108,19 @@ def _parser() -> argparse.ArgumentParser:
 def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     from .recognizer import EmotionRecognizer
 
-    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face)
+    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face,
+                                             min_confidence=args.min_confidence)
+
+
+def probability(text: str) -> float:
+    """argparse type of --min-confidence: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1 (e.g. 0.5)")
+    return value
 
 
 def pixels(text: str) -> int:
@@ -156,7 +170,7 @@ def _predict(args: argparse.Namespace) -> int:
             for face in faces or [None]:
                 table.write({"file": str(path)}, face)
         else:
-            found = ", ".join(f"{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces)
+            found = ", ".join(f"{'unsure: ' * f.abstained}{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces)
             print(f"{path}: {found or 'no face found'}")
         if args.out is not None:
             _save(draw(image, faces, bars=args.bars), args.out / name)

@@ -42,6 +42,8 @@ EMOTION_COLORS: dict[str, Color] = {
     "neutral": (185, 185, 185),
     "contempt": (150, 150, 0),
 }
+#: BGR colour of a face the recognizer abstained on (its top probability below min_confidence).
+ABSTAINED_COLOR: Color = (110, 110, 110)
 FALLBACK_COLORS: tuple[Color, ...] = ((255, 128, 0), (128, 0, 255), (0, 255, 128), (255, 0, 128), (128, 255, 0), (0, 128, 255))
 
 
@@ -100,9 +102,9 @@ def label_color(label: str) -> Color:
 
 def _draw_face(canvas: np.ndarray, face: Face, style: _Style, bars: bool) -> None:
     x, y, w, h = (int(v) for v in face.box)
-    color = label_color(face.emotion)
+    color = ABSTAINED_COLOR if face.abstained else label_color(face.emotion)
     cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), color, style.thickness)
-    text = f"{face.emotion} {face.confidence:.0%}"
+    text = f"{'unsure: ' if face.abstained else ''}{face.emotion} {face.confidence:.0%}"
     if face.track_id is not None:
         text = f"#{face.track_id} {text}"
     tag_height = style.text_size(text)[1]

@@ -36,7 +36,11 @@ class EmotionRecognizer:
 
     def __init__(self, classifier: OnnxClassifier, detector: Detector, *, detector_spec: DetectorSpec = None,
                  cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
-                 min_face: int | None = None) -> None:
+                 min_face: int | None = None, min_confidence: float = 0.0) -> None:
+        if not (isinstance(min_confidence, (int, float)) and 0.0 <= min_confidence <= 1.0):
+            raise EmoferError(f"min_confidence is a probability between 0 and 1, got {min_confidence!r}; "
+                              "0 (the default) never abstains")
+        self.min_confidence = float(min_confidence)
         self.classifier = classifier
         self.detector = detector
         self._detector_spec = detector_spec if detector_spec is not None else detector
@@ -57,6 +61,7 @@ class EmotionRecognizer:
         threads: int | None = None,
         allow_spinning: bool = False,
         min_face: int | None = None,
+        min_confidence: float = 0.0,
     ) -> EmotionRecognizer:
         """Load a model (bundled default, local folder / .onnx, or Hub repo id) and a detector.
 
@@ -65,7 +70,9 @@ class EmotionRecognizer:
         ``threads`` sets onnxruntime's intra-op threads (None: onnxruntime's default);
         ``allow_spinning`` lets its idle threads busy-wait (off: they would hold a core the
         detector needs). ``min_face`` is the smallest face in pixels that YuNet looks for
-        (default 32; smaller finds smaller faces, slower).
+        (default 32; smaller finds smaller faces, slower). ``min_confidence`` is the abstain
+        threshold: faces whose top probability is below it come back with ``abstained`` set
+        (default 0: never; the bundled models' probabilities are calibrated, see docs/models.md).
         """
         config_path, onnx_path = hub.resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
@@ -78,7 +85,7 @@ class EmotionRecognizer:
         built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only, min_face=min_face)
         log.debug("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
         return cls(classifier, built, detector_spec=detector, cache_dir=cache_dir,
-                   local_files_only=local_files_only, min_face=min_face)
+                   local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)
 
     # -- what the model is ---------------------------------------------------------------
 
@@ -149,7 +156,7 @@ class EmotionRecognizer:
             faces = []
             for box, score, landmarks in dets:
                 faces.append(Face(box=box, probabilities=dict(zip(self.labels, probabilities[row].tolist())),
-                                  score=score, landmarks=landmarks))
+                                  score=score, landmarks=landmarks, min_confidence=self.min_confidence))
                 row += 1
             results.append(faces)
         return results
@@ -168,7 +175,7 @@ class EmotionRecognizer:
     def __reduce__(self) -> tuple[Callable[..., EmotionRecognizer], tuple]:
         return (_rebuild, (str(self.classifier.model_path), self.config, self.classifier.providers,
                            self.classifier.threads, self._detector_spec, self._cache_dir, self._local_files_only,
-                           self.classifier.allow_spinning, self._min_face))
+                           self.classifier.allow_spinning, self._min_face, self.min_confidence))
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, detector={self.detector.name!r})"
@@ -191,7 +198,8 @@ def clip_box(box: Sequence[float], width: int, height: int) -> Box:
 
 def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads: int | None,
              detector_spec: DetectorSpec, cache_dir: Any, local_files_only: bool,
-             allow_spinning: bool = False, min_face: int | None = None) -> EmotionRecognizer:
+             allow_spinning: bool = False, min_face: int | None = None,
+             min_confidence: float = 0.0) -> EmotionRecognizer:
     from .detect import build_detector
 
     classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads,
@@ -199,4 +207,4 @@ def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads
     detector = build_detector(detector_spec, cache_dir=cache_dir, local_files_only=local_files_only,
                               min_face=min_face)
     return EmotionRecognizer(classifier, detector, detector_spec=detector_spec, cache_dir=cache_dir,
-                             local_files_only=local_files_only, min_face=min_face)
+                             local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)

@@ -20,10 +20,10 @@ __all__ = ["FORMATS", "RowWriter", "format_for"]
 #: File suffix -> format.
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl"}
 #: The flat CSV cells of a face, before one probability column per label.
-CSV_FACE_COLUMNS = ("x", "y", "w", "h", "score", "track_id", "emotion", "confidence")
+CSV_FACE_COLUMNS = ("x", "y", "w", "h", "score", "track_id", "emotion", "confidence", "abstained")
 #: The keys of Face.to_dict(), all None for a row without a face.
 EMPTY_FACE: dict[str, Any] = dict.fromkeys(
-    ("box", "score", "landmarks", "emotion", "confidence", "probabilities", "track_id")
+    ("box", "score", "landmarks", "emotion", "confidence", "abstained", "probabilities", "track_id")
 )
 DECIMALS = 4
 
@@ -74,5 +74,6 @@ class RowWriter:
             "track_id": "" if face.track_id is None else face.track_id,
             "emotion": face.emotion,
             "confidence": round(float(face.confidence), DECIMALS),
+            "abstained": int(face.abstained),
             **{label: round(float(face.probabilities.get(label, 0.0)), DECIMALS) for label in self.labels},
         }
