@@ -139,8 +139,10 @@ def test_min_confidence_marks_unsure_faces_and_keeps_the_best_guess(tiny_model_d
             (judged,) = recognizer.predict(image)
             assert judged.abstained is abstains and judged.to_dict()["abstained"] is abstains
             assert judged.emotion == face.emotion and judged.probabilities == face.probabilities
-    with pytest.raises(EmoferError, match="between 0 and 1"):
-        EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_confidence=1.5)
+    assert "min_confidence=" in repr(strict) and "min_confidence" not in repr(plain)
+    for bad in (1.5, -0.1, float("nan"), True, "0.5"):
+        with pytest.raises(EmoferError, match="between 0 and 1"):
+            EmotionRecognizer.from_pretrained(tiny_model_dir, detector="none", min_confidence=bad)
 
 
 def test_pickle_round_trip(tiny):

@@ -37,10 +37,7 @@ class EmotionRecognizer:
     def __init__(self, classifier: OnnxClassifier, detector: Detector, *, detector_spec: DetectorSpec = None,
                  cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
                  min_face: int | None = None, min_confidence: float = 0.0) -> None:
-        if not (isinstance(min_confidence, (int, float)) and 0.0 <= min_confidence <= 1.0):
-            raise EmoferError(f"min_confidence is a probability between 0 and 1, got {min_confidence!r}; "
-                              "0 (the default) never abstains")
-        self.min_confidence = float(min_confidence)
+        self.min_confidence = check_min_confidence(min_confidence)
         self.classifier = classifier
         self.detector = detector
         self._detector_spec = detector_spec if detector_spec is not None else detector
@@ -74,6 +71,7 @@ class EmotionRecognizer:
         threshold: faces whose top probability is below it come back with ``abstained`` set
         (default 0: never; the bundled models' probabilities are calibrated, see docs/models.md).
         """
+        check_min_confidence(min_confidence)  # before the slow part
         config_path, onnx_path = hub.resolve_model(
             model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
@@ -178,7 +176,17 @@ class EmotionRecognizer:
                            self.classifier.allow_spinning, self._min_face, self.min_confidence))
 
     def __repr__(self) -> str:
-        return f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, detector={self.detector.name!r})"
+        abstain = f", min_confidence={self.min_confidence}" if self.min_confidence else ""
+        return (f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, "
+                f"detector={self.detector.name!r}{abstain})")
+
+
+def check_min_confidence(value: float) -> float:
+    """``value`` as a float if it is a probability (0..1); EmoferError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise EmoferError(f"min_confidence is a probability between 0 and 1, got {value!r}; "
+                          "0 (the default) never abstains")
+    return float(value)
 
 
 def clip_box(box: Sequence[float], width: int, height: int) -> Box:
