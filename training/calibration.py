@@ -46,7 +46,11 @@ def probabilities_on(model: str, split: str) -> tuple[EmotionRecognizer, np.ndar
 def before_after(model: str, split: str) -> dict[str, float]:
     """ECE and NLL of ``model`` on ``split`` with T = 1 and with its config temperature."""
     recognizer, calibrated, labels = probabilities_on(model, split)
-    temperature = recognizer.config.temperature
+    return scores(recognizer.config.temperature, calibrated, labels)
+
+
+def scores(temperature: float, calibrated: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """ECE and NLL of probabilities served at ``temperature``, with T undone and applied."""
     raw = softmax(np.log(np.maximum(calibrated, 1e-12)), 1.0 / temperature)  # undo softmax(log p / T)
     return {
         "temperature": temperature,
@@ -62,15 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="bundled names, folders or Hub repo ids")
     args = parser.parse_args(argv)
     print("| model | split | T | ECE before | ECE after | NLL before | NLL after |\n|---|---|---:|---:|---:|---:|---:|")
+    private = {}  # model -> its PrivateTest (probabilities, labels), classified once for both tables
     for model in args.models:
         for split in ("PublicTest", "PrivateTest"):
-            r = before_after(model, split)
+            recognizer, probabilities, labels = probabilities_on(model, split)
+            r = scores(recognizer.config.temperature, probabilities, labels)
             print(f"| {model} | {split} | {r['temperature']} | {r['ece_before']:.4f} | {r['ece_after']:.4f} "
                   f"| {r['nll_before']:.4f} | {r['nll_after']:.4f} |")
+        private[model] = probabilities, labels
     print("\nPrivateTest faces named / accuracy on them, by min_confidence:\n")
     print("| model | " + " | ".join(f"{t:g}" for t in THRESHOLDS) + " |\n|---|" + "---:|" * len(THRESHOLDS))
-    for model in args.models:
-        _, probabilities, labels = probabilities_on(model, "PrivateTest")
+    for model, (probabilities, labels) in private.items():
         cells = [f"{share:.0%} / {accuracy:.1%}" for _, share, accuracy in coverage(probabilities, labels)]
         print(f"| {model} | " + " | ".join(cells) + " |")
     return 0
