@@ -81,7 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     form = predict.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON object per face (JSON lines)")
     form.add_argument("--csv", action="store_true", help="one CSV row per face, with a header")
-    predict.add_argument("--out", type=Path, default=None, help="folder for annotated copies of the images")
+    predict.add_argument("--out", type=Path, default=None,
+                         help="folder for annotated copies of the images (with --ray: the Parquet folder to write)")
+    predict.add_argument("--ray", action="store_true", help='run on Ray Data, one row per face to --out (needs emofer[ray])')
+    predict.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    predict.add_argument("--workers", type=int, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)")
     predict.set_defaults(run=_predict)
 
     video = commands.add_parser("video", parents=[model], help="emotions over a video file or camera")
@@ -148,6 +152,8 @@ def _images(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.ray:
+        return _predict_ray(args)
     recognizer = _recognizer(args)
     inputs = list(_images(args.paths))
     fmt = "jsonl" if args.json else "csv" if args.csv else None
@@ -181,6 +187,23 @@ def _predict(args: argparse.Namespace) -> int:
     if unreadable:
         print(f"emofer: {unreadable} of {len(inputs)} inputs could not be read", file=sys.stderr)
     return EXIT_UNREADABLE if unreadable else EXIT_OK
+
+
+def _predict_ray(args: argparse.Namespace) -> int:
+    """``predict --ray``: the images through emofer.ray into a Parquet folder; Ray draws the progress."""
+    if args.out is None or args.json or args.csv:
+        print("emofer: error: predict --ray writes Parquet: give --out faces.parquet (not --json/--csv)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.workers < 1:
+        print("emofer: error: --workers must be 1 or more", file=sys.stderr)
+        return EXIT_ERROR
+    from .ray import predict_to_parquet
+
+    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, model=args.model,
+                                detector=args.detector, min_face=args.min_face,
+                                min_confidence=args.min_confidence, workers=args.workers)
+    print(f"emofer: {report.summary()}", file=sys.stderr)
+    return EXIT_UNREADABLE if report.failed else EXIT_OK
 
 
 def _save(image: np.ndarray, path: Path) -> None:

@@ -433,10 +433,19 @@ def write_table(
     if labels is None:
         labels = list(dict.fromkeys(label for result in results for face in result.faces for label in face.probabilities))
     with open(path, "w", newline="", encoding="utf-8") as stream:
-        table = RowWriter(stream, fmt, ("frame_index", "timestamp_ms"), labels)
+        table = RowWriter(stream, fmt, TABLE_KEYS, labels)
         for result in results:
-            keys = {"frame_index": result.frame_index, "timestamp_ms": round(result.timestamp_ms, 1)}
+            keys = table_keys(result)
             for face in result.faces or (None,):
                 table.write(keys, face)
         table.close()
         return table.rows
+
+
+#: The columns a video table has before each face's fields.
+TABLE_KEYS = ("frame_index", "timestamp_ms")
+
+
+def table_keys(result: FrameResult) -> dict[str, Any]:
+    """A frame's leading cells in a video table (also emofer.ray's video rows)."""
+    return {"frame_index": result.frame_index, "timestamp_ms": round(result.timestamp_ms, 1)}
