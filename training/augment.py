@@ -14,7 +14,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Augment:
-    """Random flip, rotation, zoom, shift, brightness/contrast and erasing, per face."""
+    """Random flip, rotation, zoom, shift, brightness/contrast and erasing, per face.
+
+    The "wild" options imitate what a detector hands the model on real photos and are off by
+    default (older recipes reproduce as they were): ``blur_p`` a Gaussian blur, ``downscale_p``
+    a shrink to ``downscale_min``..1 of the side and back (a small face in a photo), ``jpeg_p``
+    JPEG re-encoding at quality 30..90, ``gamma`` a random gamma in 1 +- gamma.
+    """
 
     flip: bool = True
     rotate_deg: float = 10.0
@@ -23,6 +29,11 @@ class Augment:
     brightness: float = 0.2
     contrast: float = 0.2
     erase_p: float = 0.0
+    blur_p: float = 0.0
+    downscale_p: float = 0.0
+    downscale_min: float = 0.4
+    jpeg_p: float = 0.0
+    gamma: float = 0.0
 
     def __call__(self, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.empty_like(faces)
@@ -37,7 +48,7 @@ class Augment:
                                   borderMode=cv2.BORDER_REFLECT_101)
             if self.flip and rng.random() < 0.5:
                 face = face[:, ::-1]
-            out[i] = face
+            out[i] = self._degrade(np.ascontiguousarray(face), rng)
         if self.brightness or self.contrast:
             gain = rng.uniform(1 - self.contrast, 1 + self.contrast, (n, 1, 1))
             bias = rng.uniform(-self.brightness, self.brightness, (n, 1, 1)) * 255.0
@@ -49,6 +60,23 @@ class Augment:
                 y, x = rng.integers(0, h - eh), rng.integers(0, w - ew)
                 out[i, y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
         return out
+
+    def _degrade(self, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Blur, resolution loss, JPEG artefacts and gamma, each with its own probability."""
+        h, w = face.shape
+        if self.blur_p and rng.random() < self.blur_p:
+            face = cv2.GaussianBlur(face, (0, 0), rng.uniform(0.4, 1.2))
+        if self.downscale_p and rng.random() < self.downscale_p:
+            side = rng.uniform(self.downscale_min, 1.0)
+            small = cv2.resize(face, (max(8, int(w * side)), max(8, int(h * side))), interpolation=cv2.INTER_AREA)
+            face = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if self.jpeg_p and rng.random() < self.jpeg_p:
+            ok, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
+            face = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else face
+        if self.gamma:
+            lut = 255.0 * (np.arange(256) / 255.0) ** rng.uniform(1 - self.gamma, 1 + self.gamma)
+            face = lut.astype(np.uint8)[face]
+        return face
 
 
 @dataclass(frozen=True)

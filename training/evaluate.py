@@ -37,6 +37,8 @@ EXAMPLES = 24
 EXAMPLE_SEED = 0
 #: config.trained_on["dataset"] spellings -> training.data.load names.
 DATASETS = {"fer2013": "fer2013", "ferplus": "ferplus", "fer+": "ferplus"}
+#: Each dataset's full class set (a training.data.SUBSETS name).
+DATASET_CLASSES = {"fer2013": "fer7", "ferplus": "ferplus8"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Evaluation:
     scores: metrics.Scores
     calibration: metrics.Calibration
     model_sha256: str
+    dataset: str = ""  # the dataset scored, when not the one the model was trained on
 
     @property
     def split(self) -> str:
@@ -82,16 +85,29 @@ def classify(model_dir: Path, pixels: np.ndarray) -> np.ndarray:
     return np.asarray(recognizer.classify(pixels), np.float64)
 
 
-def evaluate(model_dir: str | Path, split: str = "PrivateTest", data_root: str | Path | None = None) -> Evaluation:
-    """Score the model folder ``model_dir`` on ``split`` of the dataset its config names."""
+def evaluate(model_dir: str | Path, split: str = "PrivateTest", data_root: str | Path | None = None,
+             dataset: str | None = None) -> Evaluation:
+    """Score the model folder ``model_dir`` on ``split`` of the dataset its config names.
+
+    ``dataset`` scores it on another dataset instead ('fer2013' for a FER+ model): over the
+    emotions both name, the model's probabilities of those renormalised to sum to 1.
+    """
     model_dir = Path(model_dir)
     config = ModelConfig.load(model_dir / CONFIG_NAME)
-    faces = data.load(dataset_of(config), split, config.labels, root=data_root)
-    log.info("evaluating %s on %s %s: %d faces", config.name, dataset_of(config), split, len(faces))
+    own = dataset_of(config)
+    dataset = DATASETS[dataset.lower()] if dataset else own
+    labels = config.labels if dataset == own else \
+        tuple(c for c in data.SUBSETS[DATASET_CLASSES[dataset]] if c in config.labels)
+    faces = data.load(dataset, split, labels, root=data_root)
+    log.info("evaluating %s on %s %s: %d faces", config.name, dataset, split, len(faces))
     probabilities = classify(model_dir, faces.pixels)
-    confusion = metrics.confusion_matrix(faces.labels, probabilities.argmax(1), len(config.labels))
-    return Evaluation(model_dir, config, faces, probabilities, metrics.scores(confusion, config.labels),
-                      metrics.calibration(probabilities, faces.labels), sha256_of(model_dir / MODEL_NAME))
+    if labels != config.labels:
+        probabilities = probabilities[:, [config.labels.index(c) for c in labels]]
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+    confusion = metrics.confusion_matrix(faces.labels, probabilities.argmax(1), len(labels))
+    return Evaluation(model_dir, config, faces, probabilities, metrics.scores(confusion, labels),
+                      metrics.calibration(probabilities, faces.labels), sha256_of(model_dir / MODEL_NAME),
+                      "" if dataset == own else dataset)
 
 
 def command_line(module: str, argv: Sequence[str | Path]) -> str:
@@ -127,7 +143,7 @@ def write_report(evaluation: Evaluation, out: str | Path, run: str | Path | None
     report = {
         "model": evaluation.config.name,
         "model_sha256": evaluation.model_sha256,
-        "dataset": dataset_of(evaluation.config),
+        "dataset": evaluation.dataset or dataset_of(evaluation.config),
         "split": evaluation.split,
         "n": len(evaluation.faces),
         "temperature": evaluation.config.temperature,
@@ -149,7 +165,7 @@ def write_report(evaluation: Evaluation, out: str | Path, run: str | Path | None
 def _markdown(evaluation: Evaluation, figures: Sequence[str], command: str) -> str:
     s, cal = evaluation.scores, evaluation.calibration
     lines = [
-        f"# {evaluation.config.name} on {dataset_of(evaluation.config)} {evaluation.split}",
+        f"# {evaluation.config.name} on {evaluation.dataset or dataset_of(evaluation.config)} {evaluation.split}",
         "",
         f"- accuracy: **{s.accuracy:.4f}** on {s.n} faces",
         f"- macro F1: {s.macro.f1:.4f}, weighted F1: {s.weighted.f1:.4f}",
@@ -270,7 +286,7 @@ def _plot_reliability(plt, calibration: metrics.Calibration):
 
 
 def _plot_examples(plt, evaluation: Evaluation):
-    faces, labels = evaluation.faces, evaluation.config.labels
+    faces, labels = evaluation.faces, evaluation.scores.labels
     rng = np.random.default_rng(EXAMPLE_SEED)
     shown = np.sort(rng.permutation(len(faces))[:EXAMPLES])
     columns = 6
@@ -334,13 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path, help="emofer model folder (model.onnx + config.json)")
     parser.add_argument("--split", default="PrivateTest", choices=data.SPLITS)
+    parser.add_argument("--dataset", choices=sorted(DATASETS),
+                        help="score on another dataset than the model's own, over the emotions both name")
     parser.add_argument("--run", type=Path, help="training run folder: adds curves.png and distributions.png")
     parser.add_argument("--out", type=Path, help="report folder (default docs/models/<short name>/)")
     parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
     parser.add_argument("--no-examples", action="store_true", help="leave out examples.png (dataset faces)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
-    evaluation = evaluate(args.model_dir, args.split, args.data)
+    evaluation = evaluate(args.model_dir, args.split, args.data, args.dataset)
     report = write_report(evaluation, args.out or default_out(evaluation.config), args.run,
                           command_line("training.evaluate", sys.argv[1:] if argv is None else argv),
                           examples=not args.no_examples)

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+#: Export goes through tf2onnx, so it runs on TensorFlow whatever backend trained the run: a .keras
+#: checkpoint is backend-agnostic (a torch-trained run loads here as it is). Set before keras loads.
+EXPORT_BACKEND = "tensorflow"
+os.environ["KERAS_BACKEND"] = EXPORT_BACKEND
 
 import keras
 import numpy as np
@@ -179,16 +182,21 @@ def crop_policies(framing: str | Path | None) -> dict[str, CropPolicy]:
 def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.keras", tta_flip: bool = False,
            calibrate: bool = False, report: str | Path | None = None, data_root: str | Path | None = None,
            command: str | None = None, examples: bool = True,
-           framing: str | Path | None = DEFAULT_POLICIES, ensemble: tuple[str | Path, ...] = ()) -> ModelConfig:
+           framing: str | Path | None = DEFAULT_POLICIES, ensemble: tuple[str | Path, ...] = (),
+           final: bool = True) -> ModelConfig:
     """Export, check, calibrate and evaluate run ``run``; return the config written to ``out``.
 
     ``report`` is the folder of the PrivateTest report (default docs/models/<short name>/);
     ``command`` is recorded in it (default: the equivalent export command line); ``examples=False``
     leaves the dataset faces (examples.png) out of it. ``framing`` is the framing.json whose
     ``crop_by_detector`` goes into config.json (None: none). ``ensemble`` lists other run folders
-    whose best checkpoints are averaged with this one inside the graph.
+    whose best checkpoints are averaged with this one inside the graph. ``final=False`` makes a
+    candidate for choosing: PublicTest only, no test-split evaluation, report or card.
     """
     run, out = Path(run), Path(out)
+    if keras.backend.backend() != EXPORT_BACKEND:
+        raise ExportError(f"export needs Keras on {EXPORT_BACKEND} (tf2onnx); keras was loaded on "
+                          f"{keras.backend.backend()} before training.export: run python -m training.export on its own")
     by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
     recipe = json.loads((run / "recipe.json").read_text())
     state = json.loads((run / "state.json").read_text())
@@ -239,6 +247,12 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
     config.save(out / CONFIG_NAME)
 
     public_eval = evaluate.evaluate(out, "PublicTest", data_root)
+    if not final:
+        config = config.with_updates(metrics={"PublicTest": {"accuracy": round(public_eval.scores.accuracy, 4),
+                                                             "n": public_eval.scores.n}})
+        config.save(out / CONFIG_NAME)
+        log.info("candidate %s written to %s (no test-split evaluation)", name, out)
+        return config
     private_eval = evaluate.evaluate(out, "PrivateTest", data_root)
     command = command or evaluate.command_line(
         "training.export", [run, "--name", name, "--out", out, "--checkpoint", checkpoint,
@@ -413,12 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-framing", action="store_true", help="write no crop_by_detector")
     parser.add_argument("--ensemble", action="append", default=[], type=Path, metavar="RUN_DIR",
                         help="average with this run's best.keras inside the graph (repeatable)")
+    parser.add_argument("--candidate", action="store_true",
+                        help="a model to choose between: PublicTest only, the test split is not read")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = export(args.run, args.name, args.out, args.checkpoint, args.tta_flip, args.calibrate, args.report,
                     args.data, evaluate.command_line("training.export", sys.argv[1:] if argv is None else argv),
                     examples=not args.no_examples, framing=None if args.no_framing else args.framing,
-                    ensemble=tuple(args.ensemble))
+                    ensemble=tuple(args.ensemble), final=not args.candidate)
+    if args.candidate:
+        print(f"{config.name}: candidate, PublicTest {config.metrics['PublicTest']['accuracy']:.4f}; wrote {args.out}")
+        return 0
     private = config.metrics["PrivateTest"]
     print(f"{config.name}: PrivateTest accuracy {private['accuracy']:.4f} on {private['n']} faces, "
           f"PublicTest {config.metrics['PublicTest']['accuracy']:.4f}, temperature {config.temperature}; "

@@ -62,6 +62,18 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **options) ->
     return NETWORKS[name](tuple(input_shape), num_classes, **options)
 
 
+def _conv_bn_relu(x, width: int, strides: int, reg):
+    x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def _dense_bn_relu(x, width: int, reg):
+    x = layers.Dense(width, use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
 @register("baseline")
 def baseline(input_shape: tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128, 256),
              convs_per_block: int = 2, dropout: float = 0.25, dense: int = 256,
@@ -72,15 +84,11 @@ def baseline(input_shape: tuple[int, ...], num_classes: int, filters: Sequence[i
     x = inputs
     for width in filters:
         for _ in range(convs_per_block):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.ReLU()(x)
+            x = _conv_bn_relu(x, width, 1, reg)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(dropout)(x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(dense, use_bias=False, kernel_regularizer=reg)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
+    x = _dense_bn_relu(x, dense, reg)
     x = layers.Dropout(head_dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="baseline")
@@ -159,3 +167,42 @@ def effnet(input_shape: tuple[int, ...], num_classes: int,
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="effnet")
+
+
+def _separable(x, width: int, reg):
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False,
+                               pointwise_regularizer=reg)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+@register("sepnet")
+def sepnet(input_shape: tuple[int, ...], num_classes: int, stem: Sequence[int] = (32, 32),
+           stages: Sequence[int] = (64, 128, 256), dense: int = 256, dropout: float = 0.1,
+           head_dropout: float = 0.3, l2: float = 1e-5) -> keras.Model:
+    """A small Xception-like network for a per-face budget of about a millisecond.
+
+    Two plain 3x3 convolutions (the second with stride 2), then per stage two depthwise-
+    separable convolutions and a max-pool, with a strided 1x1 shortcut; ReLU throughout (int8
+    friendly: no sigmoid gates), then global average pooling and a small dense head.
+    """
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="input")
+    x = inputs
+    for i, width in enumerate(stem):
+        x = _conv_bn_relu(x, width, 2 if i == len(stem) - 1 else 1, reg)
+    for width in stages:
+        shortcut = layers.Conv2D(width, 1, strides=2, use_bias=False, kernel_regularizer=reg)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+        x = _separable(x, width, reg)
+        x = _separable(x, width, reg)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.Add()([shortcut, x])
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    if dense:
+        x = _dense_bn_relu(x, dense, reg)
+    x = layers.Dropout(head_dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="sepnet")

@@ -9,6 +9,7 @@ wheel serves it, like a pre-filled cache.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -70,8 +71,10 @@ def resolve_model(
     name = str(name)
     bundled = bundled_models().get(name)
     if bundled is not None and revision is None:
-        log.debug("using bundled model %s from %s", name, bundled)
+        log.info("model %s: bundled copy in %s", name, bundled)
         return bundled / CONFIG_NAME, bundled / MODEL_NAME
+    if name.startswith(f"{BUNDLED_OWNER}/") and revision is None:
+        raise ModelLoadError(_not_bundled(name))
     if model is None:
         raise ModelLoadError(
             f"the bundled default model {DEFAULT_MODEL} is missing from this installation "
@@ -141,7 +144,10 @@ def resolve_file(
     repo = str(repo_or_path)
     where = f"{repo}/{filename}" + (f" at revision {revision}" if revision else "")
     try:
-        return Path(
+        if not (local_files_only or _offline()) and cached_file(repo, filename, revision=revision,
+                                                               cache_dir=cache_dir) is None:
+            _reach_hub(repo, filename, revision)
+        found = Path(
             hf_hub_download(
                 repo,
                 filename,
@@ -152,10 +158,11 @@ def resolve_file(
                 library_version=__version__,
             )
         )
-    except hf_errors.LocalEntryNotFoundError as exc:
+    except (hf_errors.LocalEntryNotFoundError, _HubUnreachable) as exc:
+        reason = exc if isinstance(exc, _HubUnreachable) else "offline, HF_HUB_OFFLINE=1 or local_files_only=True"
         raise ModelLoadError(
             f"{where} is not in the Hugging Face cache and the Hub could not be reached "
-            "(offline, HF_HUB_OFFLINE=1 or local_files_only=True). Download it once while online "
+            f"({reason}). Download it once while online "
             f"with `emofer download {repo}"
             + (f" --revision {revision}" if revision else "")
             + "`, or pass a local model folder"
@@ -171,6 +178,60 @@ def resolve_file(
         raise ModelLoadError(f"Hub repo {repo} has no file {filename}; is it an emofer model?") from exc
     except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelLoadError(f"could not download {where}: {exc}") from exc
+    log.info("%s: %s", where, found)
+    return found
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub read it (hf_hub_download then fails at once by itself)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+class _HubUnreachable(Exception):
+    """The Hub did not answer one request (no network, DNS, proxy, timeout or a server error)."""
+
+
+def _reach_hub(repo: str, filename: str, revision: str | None) -> None:
+    """Ask the Hub once, without retries, for a file that is not cached; _HubUnreachable if it does not answer.
+
+    huggingface_hub retries a first download that fails on the network five times with
+    back-off (about 23 s). With no cached copy to fall back on, one failed request is answer
+    enough. A 4xx answer passes: hf_hub_download then reports the missing repo, file or revision.
+    ``HF_HUB_OFFLINE=1`` makes this request fail at once, like hf_hub_download.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision), timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except hf_errors.HfHubHTTPError as exc:  # the Hub answered; 5xx and rate limits count as out of reach
+        status = getattr(exc.response, "status_code", None)
+        if status is None or status >= 500 or status in (408, 429):
+            raise _HubUnreachable(f"HTTP {status}") from exc
+    except (TypeError, ValueError):  # bad arguments, not the network: hf_hub_download reports them
+        raise
+    except Exception as exc:  # DNS failure, refused connection, proxy error, timeout, offline mode...
+        raise _HubUnreachable(_first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (network errors can run to many lines)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _not_bundled(name: str) -> str:
+    """The message for a name in emofer's own namespace that this installation does not bundle."""
+    bundled = sorted(bundled_models())
+    close = difflib.get_close_matches(name, bundled, n=1)
+    guess = f"did you mean {close[0]}? " if close else ""
+    return (
+        f"{name} is not bundled with this emofer; {guess}bundled models: {', '.join(bundled) or 'none'}. "
+        "Newer releases bundle newer models (pip install -U emofer); to fetch an emofer model "
+        'from the Hub anyway, pin a revision (revision="main", or --revision main)'
+    )
 
 
 def cached_file(

@@ -81,7 +81,7 @@ class EmotionRecognizer:
         from .detect import build_detector
 
         built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only, min_face=min_face)
-        log.debug("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
+        log.info("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
         return cls(classifier, built, detector_spec=detector, cache_dir=cache_dir,
                    local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)
 

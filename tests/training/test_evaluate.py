@@ -92,3 +92,20 @@ def test_unknown_dataset_in_config(tmp_path):
     folder = write_model_folder(tmp_path / "m", LABELS, trained_on={"dataset": "AffectNet"})
     with pytest.raises(data.DatasetError, match="affectnet"):
         evaluate.evaluate(folder, "PrivateTest")
+
+
+def test_another_dataset_is_scored_over_the_emotions_both_name(tmp_path, archive):
+    """A FER+-style model scored on FER2013 (image folders): only the shared emotions, renormalised."""
+    model = write_model_folder(tmp_path / "plus", ("happy", "contempt", "sad"), name="emofer/plus3",
+                               trained_on={"dataset": "ferplus"})
+    result = evaluate.evaluate(model, "PrivateTest", archive, dataset="fer2013")
+    assert result.scores.labels == ("happy", "sad")  # FER2013's order; contempt dropped
+    assert set(result.faces.classes) == {"happy", "sad"} and len(result.faces) == 3
+    assert result.probabilities.shape == (3, 2)
+    np.testing.assert_allclose(result.probabilities.sum(1), 1.0, atol=1e-6)
+    full = EmotionRecognizer.from_pretrained(model, detector="none").classify(result.faces.pixels)
+    expected = full[:, [0, 2]] / full[:, [0, 2]].sum(1, keepdims=True)
+    np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
+    assert result.dataset == "fer2013"
+    out = evaluate.write_report(result, tmp_path / "report", examples=False)
+    assert out.read_text().startswith("# emofer/plus3 on fer2013 PrivateTest")

@@ -1,0 +1,33 @@
+"""benchmarks.wild: the expw-dev protocol end to end (needs ../shared/data/expw-dev.zip)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks import wild
+from tests.conftest import DATA, need
+
+
+@pytest.mark.data
+def test_wild_scores_a_subset_of_expw_dev_and_writes_its_report(tmp_path, capsys):
+    archive = need(DATA / "expw-dev.zip", "expw-dev")
+    out = tmp_path / "wild"
+    assert wild.main(["--every", "60", "--archive", str(archive), "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())["results"][0]
+    assert result["faces"] == math.ceil(729 / 60)
+    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["detector_recall"] <= 1.0
+    assert sum(sum(row.values()) for row in result["confusion"].values()) == result["faces"]
+    right = sum(result["confusion"][e].get(e, 0) for e in wild.EMOTIONS)
+    assert result["accuracy"] == round(right / result["faces"], 4)
+    assert "| label |" in out.with_suffix(".md").read_text()
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_read_faces_groups_labelled_boxes_by_photo():
+    archive = need(DATA / "expw-dev.zip", "expw-dev")
+    photos = wild.read_faces(archive)
+    assert sum(len(faces) for faces in photos.values()) == 729 and len(photos) == 700
+    assert {f.label for faces in photos.values() for f in faces} == set(wild.EMOTIONS)
