@@ -103,3 +103,38 @@ def test_hf_hub_offline_environment(tmp_path, tiny_model_dir):
     assert out.returncode == 0, out.stderr
     assert "labels angry,happy,sad" in out.stdout
     assert "error someone/absent/config.json is not in the Hugging Face cache" in out.stdout
+
+
+def test_an_emofer_name_that_is_not_bundled_lists_the_bundled_ones(tmp_path):
+    with pytest.raises(ModelLoadError, match="did you mean emofer/fer7") as info:
+        hub.resolve_model("emofer/fer8", cache_dir=tmp_path)
+    assert all(name in str(info.value) for name in hub.bundled_models())
+    assert not any(tmp_path.iterdir())  # the Hub was not asked
+
+
+def test_a_hub_that_cannot_be_reached_fails_at_once(tmp_path):
+    """No network (here: a refused port as the Hub): one request, not huggingface_hub's ~23 s of retries."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        from emofer import hub
+        from emofer.errors import ModelLoadError
+        try:
+            hub.resolve_model("someone/absent", cache_dir={str(tmp_path)!r})
+        except ModelLoadError as exc:
+            print("error", exc)
+        """
+    )
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    env.pop("HF_HUB_OFFLINE", None)
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - start < 10
+    assert "error someone/absent/config.json is not in the Hugging Face cache and the Hub could not be reached" \
+        in out.stdout, out.stdout + out.stderr
+    assert "emofer download someone/absent" in out.stdout and "Retrying" not in out.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emofer import Face
-from emofer.errors import VideoError
+from emofer.errors import EmoferError, OutputError, ParameterError, VideoError
 from emofer.video import (
     FrameResult,
     IoUTracker,
@@ -257,5 +257,13 @@ def test_write_table_json(tmp_path, suffix):
 def test_write_table_empty_and_bad_suffix(tmp_path):
     write_table([], tmp_path / "none.json")
     assert json.loads((tmp_path / "none.json").read_text()) == []
-    with pytest.raises(ValueError, match=".csv"):
+    with pytest.raises(ParameterError, match=".csv"):  # also a ValueError, as before
         write_table(sample_results(), tmp_path / "faces.xlsx")
+    with pytest.raises(OutputError, match="check that its folder exists"):
+        write_table(sample_results(), tmp_path / "no such folder" / "faces.csv")
+
+
+def test_argument_errors_are_emofer_errors_and_value_errors():
+    with pytest.raises(ParameterError, match="alpha") as info:
+        Smoother(alpha=0)
+    assert isinstance(info.value, EmoferError) and isinstance(info.value, ValueError)

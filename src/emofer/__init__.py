@@ -11,7 +11,9 @@ import logging
 
 __version__ = "0.1.0"
 
-from .errors import DetectorError, EmoferError, ImageReadError, ModelLoadError, VideoError  # noqa: E402
+from .errors import (  # noqa: E402
+    DetectorError, EmoferError, ImageReadError, ModelLoadError, OutputError, ParameterError, VideoError,
+)
 from .results import Face  # noqa: E402
 from .recognizer import EmotionRecognizer  # noqa: E402
 from .draw import draw  # noqa: E402  (binds the function over the submodule's name)
@@ -28,5 +30,7 @@ __all__ = [
     "ImageReadError",
     "DetectorError",
     "VideoError",
+    "ParameterError",
+    "OutputError",
     "__version__",
 ]

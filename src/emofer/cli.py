@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -25,9 +26,11 @@ from .config import CONFIG_NAME, MODEL_NAME
 from .detect import NAMES as DETECTOR_NAMES
 from .draw import draw
 from .errors import EmoferError, ImageReadError
+from .fetch import fetch_url, is_url
 from .io import load_image
+from .outputs import check_output_file, check_output_folder
 from .progress import Progress
-from .table import RowWriter
+from .table import RowWriter, format_for
 
 if TYPE_CHECKING:
     from .recognizer import EmotionRecognizer
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="emofer: %(message)s")
+    # huggingface_hub prints its warnings with a handler of its own; through ours as well, each came out twice
+    logging.getLogger("huggingface_hub").propagate = False
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
@@ -66,8 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emofer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded from where")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # -v also after the command; SUPPRESS keeps a subcommand from resetting an earlier -v to False
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log what is loaded from where")
 
-    model = argparse.ArgumentParser(add_help=False)
+    model = argparse.ArgumentParser(add_help=False, parents=[verbose])
     model.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
     model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
     model.add_argument("--min-face", type=pixels, default=None, metavar="PX",
@@ -77,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
 
     predict = commands.add_parser("predict", parents=[model], help="emotions of the faces in images and folders")
-    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders (searched recursively)")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image files, folders (searched recursively) or http(s) URLs of images")
     form = predict.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON object per face (JSON lines)")
     form.add_argument("--csv", action="store_true", help="one CSV row per face, with a header")
@@ -97,14 +107,14 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
     video.set_defaults(run=_video)
 
-    download = commands.add_parser("download", help="fetch a model (and optionally YuNet) into the cache for offline use")
+    download = commands.add_parser("download", parents=[verbose], help="fetch a model (and optionally YuNet) into the cache for offline use")
     download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
     download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
     download.add_argument("--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     download.add_argument("--yunet", action="store_true", help='also fetch the YuNet face detector (detector="auto" then uses it)')
     download.set_defaults(run=_download)
 
-    info = commands.add_parser("info", help="versions, accelerators, GUI support and cached models")
+    info = commands.add_parser("info", parents=[verbose], help="versions, accelerators, GUI support and cached models")
     info.set_defaults(run=_info)
     return parser
 
@@ -141,9 +151,13 @@ def pixels(text: str) -> int:
 # -- predict ---------------------------------------------------------------------------------
 
 
-def _images(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
-    """(image path, its name under --out): files as given, folders searched recursively."""
-    for path in paths:
+def _images(paths: list[str]) -> Iterator[tuple[str | Path, Path]]:
+    """(image path or URL, its name under --out): files and URLs as given, folders searched recursively."""
+    for text in paths:
+        if is_url(text):
+            yield text, Path(Path(urlsplit(text).path).name or "image")
+            continue
+        path = Path(text)
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
                 yield file, Path(path.name) / file.relative_to(path)
@@ -154,16 +168,22 @@ def _images(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
 def _predict(args: argparse.Namespace) -> int:
     if args.ray:
         return _predict_ray(args)
-    recognizer = _recognizer(args)
     inputs = list(_images(args.paths))
+    if not inputs:
+        raise EmoferError(f"no images found in {', '.join(args.paths)} (folders are searched recursively "
+                          f"for {' '.join(sorted(IMAGE_SUFFIXES))}); pass image files or folders holding some")
+    if args.out is not None:
+        check_output_folder(args.out)
+    recognizer = _recognizer(args)
     fmt = "jsonl" if args.json else "csv" if args.csv else None
     table = RowWriter(sys.stdout, fmt, ("file",), recognizer.labels) if fmt else None
-    show_progress = any(path.is_dir() for path in args.paths) and not sys.stdout.isatty()
+    # a bar only for a person watching stderr, and not when stdout already prints a line per image there
+    show_progress = len(inputs) > 1 and sys.stderr.isatty() and not sys.stdout.isatty()
     bar = Progress(len(inputs), label="images") if show_progress else None
     unreadable = 0
     for path, name in inputs:
         try:
-            image = load_image(path)
+            image = load_image(fetch_url(path) if isinstance(path, str) else path)
         except ImageReadError as exc:
             print(f"emofer: {exc}", file=sys.stderr)
             unreadable += 1
@@ -229,9 +249,14 @@ def _video(args: argparse.Namespace) -> int:
     if args.every < 1:
         print("emofer: error: --every must be 1 or more", file=sys.stderr)
         return EXIT_ERROR
+    if args.table is not None:
+        format_for(args.table)
+        check_output_file(args.table)
+    if args.out is not None:
+        check_output_file(args.out)
     recognizer = _recognizer(args)
     pairs = analyze_video_frames(recognizer, args.source, every_n_frames=args.every, smooth=not args.no_smooth,
-                                 max_frames=args.max_frames, progress=True)
+                                 max_frames=args.max_frames, progress=sys.stderr.isatty())
     results = []
 
     def keep(pairs: Iterator[tuple[np.ndarray, FrameResult]]) -> Iterator[tuple[np.ndarray, FrameResult]]:

@@ -8,6 +8,8 @@ __all__ = [
     "ImageReadError",
     "DetectorError",
     "VideoError",
+    "ParameterError",
+    "OutputError",
 ]
 
 
@@ -29,3 +31,11 @@ class DetectorError(EmoferError):
 
 class VideoError(EmoferError):
     """A video file or camera could not be opened or read."""
+
+
+class ParameterError(EmoferError, ValueError):
+    """An argument has a value emofer cannot use (every_n_frames < 1, a table name without .csv/.json/.jsonl)."""
+
+
+class OutputError(EmoferError):
+    """A result cannot be written where asked: the folder is missing, not writable, or not a folder."""

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageReadError
+from .fetch import is_url
 
 __all__ = ["ImageInput", "load_image", "as_uint8", "COLOR_ORDERS"]
 
@@ -35,6 +36,9 @@ def load_image(image: ImageInput, color: str = "bgr") -> np.ndarray:
         pixels = as_uint8(image, color)
     elif isinstance(image, (bytes, bytearray, memoryview)):
         pixels = _decode(bytes(image), "the given bytes")
+    elif is_url(image):
+        raise ImageReadError(f"{image} is a URL: emofer reads files, bytes and arrays, and fetches nothing "
+                             "by itself; pass emofer.fetch.fetch_url(url) (the bytes) or a downloaded file")
     elif isinstance(image, (str, os.PathLike)):
         pixels = _decode(_read_file(Path(image)), str(image))
     elif image is None:

@@ -13,6 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TextIO
 
+from .errors import ParameterError
 from .results import Face
 
 __all__ = ["FORMATS", "RowWriter", "format_for"]
@@ -29,10 +30,10 @@ DECIMALS = 4
 
 
 def format_for(path: str | PathLike[str]) -> str:
-    """"csv", "json" or "jsonl" from a file name's suffix; ValueError for others."""
+    """"csv", "json" or "jsonl" from a file name's suffix; ParameterError (a ValueError) for others."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot tell the table format of {path}; use a name ending in {', '.join(FORMATS)}")
+        raise ParameterError(f"cannot tell the table format of {path}; use a name ending in {', '.join(FORMATS)}")
     return FORMATS[suffix]
 
 
@@ -41,7 +42,7 @@ class RowWriter:
 
     def __init__(self, stream: TextIO, fmt: str, keys: Sequence[str], labels: Sequence[str]) -> None:
         if fmt not in FORMATS.values():
-            raise ValueError(f"table format must be one of {sorted(set(FORMATS.values()))}, got {fmt!r}")
+            raise ParameterError(f"table format must be one of {sorted(set(FORMATS.values()))}, got {fmt!r}")
         self.stream, self.fmt, self.labels = stream, fmt, tuple(labels)
         self.rows = 0
         if fmt == "csv":

@@ -23,7 +23,8 @@ import numpy as np
 
 from .boxes import match
 from .draw import draw
-from .errors import VideoError
+from .errors import ParameterError, VideoError
+from .outputs import open_text
 from .progress import Progress
 from .results import Face
 from .table import RowWriter, format_for
@@ -115,7 +116,7 @@ class VideoReader:
     def frames(self, every_n_frames: int = 1) -> Iterator[VideoFrame]:
         """Every ``every_n_frames``-th frame (skipped ones are not converted); VideoError if none can be read."""
         if every_n_frames < 1:
-            raise ValueError(f"every_n_frames must be >= 1, got {every_n_frames}")
+            raise ParameterError(f"every_n_frames must be >= 1, got {every_n_frames}")
         start = time.monotonic()
         index = 0
         while True:
@@ -219,7 +220,7 @@ class Smoother:
 
     def __init__(self, alpha: float = SMOOTHING_ALPHA, margin: float = HYSTERESIS_MARGIN) -> None:
         if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+            raise ParameterError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
         self.margin = margin
         self._state: dict[int, tuple[np.ndarray, int]] = {}  # track id -> (average, held label index)
@@ -243,7 +244,7 @@ class Smoother:
     def smooth(self, face: Face) -> TrackedFace:
         """``face`` (which must have a track_id) with its track's smoothed probabilities and label."""
         if face.track_id is None:
-            raise ValueError("Smoother.smooth needs a face with a track_id (see IoUTracker)")
+            raise ParameterError("Smoother.smooth needs a face with a track_id (see IoUTracker)")
         probabilities, label = self.update(face.track_id, face.probabilities)
         values = {field.name: getattr(face, field.name) for field in fields(face)}
         values.update(probabilities=probabilities, held_emotion=label)
@@ -432,7 +433,7 @@ def write_table(
     results = list(results)
     if labels is None:
         labels = list(dict.fromkeys(label for result in results for face in result.faces for label in face.probabilities))
-    with open(path, "w", newline="", encoding="utf-8") as stream:
+    with open_text(path) as stream:
         table = RowWriter(stream, fmt, TABLE_KEYS, labels)
         for result in results:
             keys = table_keys(result)
