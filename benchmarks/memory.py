@@ -90,10 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sample['calls']:>7} calls  {sample['rss_mib']:8.1f} MiB  {sample['seconds']:7.1f} s")
     print(f"growth {result['growth_mib']:+.1f} MiB over {args.n} predictions "
           f"({result['growth_after_first_sample_mib']:+.1f} MiB after the first sample); max {result['max_mib']:.1f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
     return 0
+
+
+def write_json(path: Path, result: dict) -> None:
+    """Write a benchmark's result (indented JSON) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -457,7 +457,7 @@ MODEL_DAMAGE = {
     "two other .onnx files": (lambda f: [(f / "model.onnx").rename(f / "a.onnx"), _file(f / "b.onnx", b"x")],
                               "holds no model.onnx"),
     "model.onnx is a folder": (lambda f: [(f / "model.onnx").unlink(), (f / "model.onnx").mkdir()],
-                               "missing; re-download or re-export"),
+                               r"model.onnx is not a file \(a folder\?\)"),
     "model.onnx truncated": (_truncate, "damaged or not the file its config.json describes.*download it again"),
     "model.onnx truncated, no sha256": (_unverified(_truncate), "could not be loaded by onnxruntime.*re-export"),
     "model.onnx zero bytes, no sha256": (_unverified(lambda f: _file(f / "model.onnx", b"")), "could not be loaded"),
@@ -502,7 +502,11 @@ MODEL_DAMAGE = {
 
 @pytest.mark.parametrize("case", MODEL_DAMAGE, ids=MODEL_DAMAGE.keys())
 def test_damaged_model_folders_raise_model_load_error(tmp_path, case):
-    damage, message = MODEL_DAMAGE[case]
+    assert_model_load_error(tmp_path, *MODEL_DAMAGE[case])
+
+
+def assert_model_load_error(tmp_path: Path, damage, message: str) -> None:
+    """A tiny model folder, ``damage``d, must fail to load with a ModelLoadError matching ``message``."""
     folder = write_model_folder(tmp_path / "model")
     damage(folder)
     with pytest.raises(ModelLoadError, match=message):

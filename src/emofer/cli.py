@@ -264,13 +264,15 @@ def _video(args: argparse.Namespace) -> int:
             results.append(result)
             yield image, result
 
-    if args.out is not None:
-        write_video(keep(pairs), args.out, bars=args.bars)
-    else:
-        for _ in keep(pairs):
-            pass
-    if args.table is not None:
-        write_table(results, args.table, labels=recognizer.labels)
+    try:
+        if args.out is not None:
+            write_video(keep(pairs), args.out, bars=args.bars)
+        else:
+            for _ in keep(pairs):
+                pass
+    finally:  # a source that fails midway still leaves the table of every frame before it
+        if args.table is not None and results:
+            write_table(results, args.table, labels=recognizer.labels)
     faces = sum(len(result.faces) for result in results)
     written = " and ".join(str(p) for p in (args.out, args.table) if p is not None)
     print(f"emofer: {len(results)} frames, {faces} faces; wrote {written}", file=sys.stderr)

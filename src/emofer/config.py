@@ -1,9 +1,15 @@
-"""ModelConfig: config.json parsed and validated, the contract between training and runtime."""
+"""ModelConfig: config.json parsed and validated, the contract between training and runtime.
+
+A config.json may come from anywhere (a Hub repo, a download), so it is read as data only:
+bounded in size, every field checked for type and range (see the limits below), labels plain
+names. Nothing in a model folder is ever imported or executed.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,17 @@ __all__ = ["ModelConfig", "InputSpec", "FORMAT_VERSION", "CONFIG_NAME", "MODEL_N
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 MODEL_NAME = "model.onnx"
+#: Largest config.json read (the bundled ones are 2-3 KB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Most labels a model may have.
+MAX_LABELS = 1000
+#: Largest network input side, in pixels.
+MAX_INPUT_SIDE = 1024
+#: Range of a crop policy's margin and shift_y (fractions of the face box side).
+CROP_MARGIN_RANGE = (-0.4, 2.0)
+CROP_SHIFT_RANGE = (-1.0, 1.0)
+#: A label: a plain name of 1-64 letters, digits, spaces, or _ - + ' . ( ), not starting with a dot.
+_LABEL = re.compile(r"^(?!\.)[\w \-+'.()]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -64,11 +81,25 @@ class ModelConfig:
                     f"({FORMAT_VERSION}); upgrade emofer (pip install -U emofer)"
                 )
             if not isinstance(raw["labels"], (list, tuple)):
-                raise ModelLoadError(f"{source}: 'labels' must be a JSON list of names, got {raw['labels']!r}")
-            labels = tuple(str(label) for label in raw["labels"])
+                raise ModelLoadError(f"{source}: 'labels' must be a JSON list of names, got {_short(raw['labels'])}")
+            if len(raw["labels"]) > MAX_LABELS:
+                raise ModelLoadError(f"{source}: 'labels' lists {len(raw['labels'])} names; at most {MAX_LABELS} "
+                                     "are allowed (is this an emofer model?)")
+            bad = [label for label in raw["labels"] if not (isinstance(label, str) and _LABEL.match(label))]
+            if bad:
+                raise ModelLoadError(f"{source}: label {_short(bad[0])} is not a plain name (1-64 letters, digits, "
+                                     "spaces or _-+'.(), no path separators); fix the labels list")
+            labels = tuple(raw["labels"])
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ModelLoadError(f"{source}: 'labels' must list at least two distinct names")
             spec = InputSpec(**raw.get("input", {}))
+            for key in ("height", "width", "channels"):
+                value = getattr(spec, key)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"input {key} must be a whole number, got {_short(value)}")
+            if max(spec.height, spec.width) > MAX_INPUT_SIDE:
+                raise ModelLoadError(f"{source}: input size {spec.height}x{spec.width} is over the "
+                                     f"{MAX_INPUT_SIDE} px emofer allows; the config is damaged or not an emofer model")
             if spec.layout not in ("NHWC", "NCHW") or spec.channels not in (1, 3):
                 raise ModelLoadError(
                     f"{source}: input layout must be NHWC or NCHW with 1 or 3 channels, "
@@ -76,19 +107,24 @@ class ModelConfig:
                 )
             if spec.height < 8 or spec.width < 8:
                 raise ModelLoadError(f"{source}: input size {spec.height}x{spec.width} is too small")
-            norm = Normalization(**{k: float(v) for k, v in raw.get("normalize", {}).items()})
+            norm = Normalization(**{k: _number(v, f"normalize {k}") for k, v in raw.get("normalize", {}).items()})
             if not all(math.isfinite(v) for v in vars(norm).values()) or norm.std == 0.0 or norm.scale <= 0.0:
                 raise ModelLoadError(f"{source}: normalize values must be finite, std non-zero, scale positive")
             crop = _crop(raw.get("crop", {}))
             by_detector = {k: _crop(v) for k, v in raw.get("crop_by_detector", {}).items()}
-            temperature = float(raw.get("temperature", 1.0))
+            temperature = _number(raw.get("temperature", 1.0), "temperature")
             if not 0.0 < temperature < math.inf:
                 raise ModelLoadError(f"{source}: temperature must be positive and finite, got {temperature}")
             sha256 = raw.get("model_sha256")
             if sha256 is not None and not isinstance(sha256, str):
                 raise ModelLoadError(f"{source}: model_sha256 must be a hex string or null, got {sha256!r}")
+            name = raw.get("name", "unnamed")
+            if not isinstance(name, str) or len(name) > 200:
+                raise ModelLoadError(f"{source}: 'name' must be a string of at most 200 characters, got {_short(name)}")
+            if isinstance(raw.get("format_version", FORMAT_VERSION), bool):
+                raise ModelLoadError(f"{source}: format_version must be a whole number")
             return cls(
-                name=str(raw.get("name", "unnamed")),
+                name=name,
                 labels=labels,
                 input=spec,
                 normalize=norm,
@@ -102,9 +138,9 @@ class ModelConfig:
             )
         except ModelLoadError:
             raise
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: a block is not an object
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:  # AttributeError: a block is not an object
             raise ModelLoadError(
-                f"{source} is not a valid emofer model config ({type(exc).__name__}: {exc}); "
+                f"{source} is not a valid emofer model config ({type(exc).__name__}: {str(exc)[:200]}); "
                 "re-export the model with training/export.py or re-download it"
             ) from exc
 
@@ -113,13 +149,16 @@ class ModelConfig:
         """Read and validate a config.json file."""
         path = Path(path)
         try:
+            if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+                raise ModelLoadError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a "
+                                     "config.json may have; it is damaged or not an emofer config")
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ModelLoadError(
                 f"{path} is missing: a model folder needs model.onnx and config.json"
             ) from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"{path} could not be read as JSON ({exc}); re-download the model") from exc
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, ints of > 4300 digits
+            raise ModelLoadError(f"{path} could not be read as JSON ({str(exc)[:200]}); re-download the model") from exc
         if not isinstance(raw, dict):
             raise ModelLoadError(f"{path} must hold a JSON object")
         return cls.from_dict(raw, source=str(path))
@@ -156,10 +195,26 @@ def _crop(raw: dict[str, Any]) -> CropPolicy:
     if not isinstance(square, bool):
         raise ValueError(f"crop square must be true or false, got {square!r}")
     policy = CropPolicy(
-        margin=float(raw.get("margin", 0.0)),
+        margin=_number(raw.get("margin", 0.0), "crop margin"),
         square=square,
-        shift_y=float(raw.get("shift_y", 0.0)),
+        shift_y=_number(raw.get("shift_y", 0.0), "crop shift_y"),
     )
-    if not (math.isfinite(policy.margin) and math.isfinite(policy.shift_y)):
-        raise ValueError(f"crop margin and shift_y must be finite numbers, got {raw}")
+    if not (CROP_MARGIN_RANGE[0] <= policy.margin <= CROP_MARGIN_RANGE[1]
+            and CROP_SHIFT_RANGE[0] <= policy.shift_y <= CROP_SHIFT_RANGE[1]):
+        raise ValueError(f"crop margin and shift_y must be finite, margin in {CROP_MARGIN_RANGE} and shift_y in {CROP_SHIFT_RANGE}, "
+                         f"got {_short(raw)}")
     return policy
+
+
+def _number(value: Any, what: str) -> float:
+    """A JSON number as float; ValueError for bools, strings, lists and the like."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {_short(value)}")
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    """repr of a config value, cut to 80 characters for messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+

@@ -99,8 +99,10 @@ def resolve_model(
 def _local(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         folder, onnx = path, path / MODEL_NAME
+        if onnx.exists() and not onnx.is_file():
+            raise ModelLoadError(f"{onnx} is not a file (a folder?); a model folder needs model.onnx and config.json")
         if not onnx.is_file():
-            candidates = sorted(path.glob("*.onnx"))
+            candidates = sorted(p for p in path.glob("*.onnx") if p.is_file())
             if len(candidates) != 1:
                 raise ModelLoadError(
                     f"{path} holds no {MODEL_NAME}; a model folder needs model.onnx and config.json "
@@ -117,7 +119,24 @@ def _local(path: Path) -> tuple[Path, Path]:
             f"{config} is missing: emofer reads labels, input size and normalisation from the "
             "config.json beside model.onnx (see docs/models.md for its fields)"
         )
+    for file in (config, onnx) if path.is_dir() else (config,):
+        _check_inside(folder, file)
     return config, onnx
+
+
+def _check_inside(folder: Path, file: Path) -> None:
+    """ModelLoadError when ``file`` is a link that leads out of the model ``folder``.
+
+    A Hub cache snapshot's files link to its repo's blobs, so there the repo folder is the bound.
+    """
+    folder = folder.resolve()
+    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    target = file.resolve()
+    if not target.is_relative_to(root):
+        raise ModelLoadError(
+            f"{file} is a link to {target}, outside the model folder {folder}; emofer only reads model "
+            "files inside the folder: copy the file there instead of linking it"
+        )
 
 
 def resolve_file(

@@ -8,6 +8,9 @@ Rules, in one place:
   float arrays are read as 0-1 when their maximum is <= 1, else as 0-255 (clipped); other
   integer arrays must hold values in 0-255. Boolean arrays, NaN/inf, and empty arrays are
   rejected with an ImageReadError that says what to pass instead.
+- encoded images (paths, bytes) whose header declares more pixels than the limit are refused
+  before any pixel is decoded (:func:`max_image_pixels`: the ``max_pixels`` argument, else the
+  ``EMOFER_MAX_IMAGE_PIXELS`` environment variable, else :data:`MAX_IMAGE_PIXELS`).
 """
 
 from __future__ import annotations
@@ -21,26 +24,39 @@ import numpy as np
 
 from .errors import ImageReadError
 from .fetch import is_url
+from .imagesize import declared_size
 
-__all__ = ["ImageInput", "load_image", "as_uint8", "COLOR_ORDERS"]
+__all__ = [
+    "ImageInput", "load_image", "as_uint8", "COLOR_ORDERS", "MAX_IMAGE_PIXELS", "MAX_PIXELS_ENV",
+    "max_image_pixels", "check_pixels",
+]
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 COLOR_ORDERS = ("bgr", "rgb")
+#: Default largest image (width x height) decoded from a file or bytes, and video frame size:
+#: 100 megapixels (a 10000 x 10000 image, 300 MB as BGR). Assign to change it for the process.
+MAX_IMAGE_PIXELS = 100_000_000
+#: Environment variable that overrides MAX_IMAGE_PIXELS (a positive integer).
+MAX_PIXELS_ENV = "EMOFER_MAX_IMAGE_PIXELS"
 
 
-def load_image(image: ImageInput, color: str = "bgr") -> np.ndarray:
-    """Any supported image input -> a C-contiguous uint8 (H, W, 3) BGR array."""
+def load_image(image: ImageInput, color: str = "bgr", *, max_pixels: int | None = None) -> np.ndarray:
+    """Any supported image input -> a C-contiguous uint8 (H, W, 3) BGR array.
+
+    Encoded images larger than ``max_pixels`` (default: :func:`max_image_pixels`) raise
+    ImageReadError before decoding; arrays are already in memory and are not limited.
+    """
     if color not in COLOR_ORDERS:
         raise ImageReadError(f"color must be one of {COLOR_ORDERS}, got {color!r}")
     if isinstance(image, np.ndarray):
         pixels = as_uint8(image, color)
     elif isinstance(image, (bytes, bytearray, memoryview)):
-        pixels = _decode(bytes(image), "the given bytes")
+        pixels = _decode(bytes(image), "the given bytes", max_pixels)
     elif is_url(image):
         raise ImageReadError(f"{image} is a URL: emofer reads files, bytes and arrays, and fetches nothing "
                              "by itself; pass emofer.fetch.fetch_url(url) (the bytes) or a downloaded file")
     elif isinstance(image, (str, os.PathLike)):
-        pixels = _decode(_read_file(Path(image)), str(image))
+        pixels = _decode(_read_file(Path(image)), str(image), max_pixels)
     elif image is None:
         raise ImageReadError("image is None; pass a file path, encoded image bytes or a numpy array")
     else:
@@ -109,10 +125,45 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def _decode(data: bytes, where: str) -> np.ndarray:
+def max_image_pixels(override: int | None = None) -> int:
+    """The pixel limit in force: ``override``, else $EMOFER_MAX_IMAGE_PIXELS, else MAX_IMAGE_PIXELS."""
+    if override is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+        if not text:
+            return int(MAX_IMAGE_PIXELS)
+        if not text.isdigit() or int(text) < 1:
+            raise ImageReadError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number "
+                                 "of pixels; set it to e.g. 200000000 or unset it")
+        return int(text)
+    if isinstance(override, bool) or not isinstance(override, (int, np.integer)) or override < 1:
+        raise ImageReadError(f"max_pixels must be a positive whole number of pixels, got {override!r}")
+    return int(override)
+
+
+def check_pixels(width: int, height: int, where: str, max_pixels: int | None = None) -> None:
+    """ImageReadError when a ``width`` x ``height`` image is over the pixel limit (named in the message)."""
+    limit = max_image_pixels(max_pixels)
+    if width * height > limit:
+        raise ImageReadError(
+            f"{where} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,} "
+            f"(emofer.io.MAX_IMAGE_PIXELS; raise it with the {MAX_PIXELS_ENV} environment variable or "
+            "max_pixels=, or shrink the image)"
+        )
+
+
+def _decode(data: bytes, where: str, max_pixels: int | None = None) -> np.ndarray:
     if not data:
         raise ImageReadError(f"{where}: the file is empty (0 bytes)")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    size = declared_size(data)
+    if size is not None:
+        check_pixels(*size, where, max_pixels)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. over OpenCV's own size limit in a format emofer cannot measure
+        message = (str(exc).strip().splitlines() or [""])[-1][:200]
+        raise ImageReadError(f"{where} could not be decoded by OpenCV ({message}); it is damaged or too large") from exc
+    if pixels is not None and pixels.size:
+        check_pixels(pixels.shape[1], pixels.shape[0], where, max_pixels)
     if pixels is None or pixels.size == 0:
         raise ImageReadError(
             f"{where} could not be decoded as an image (truncated, or not a format OpenCV reads: "

@@ -10,11 +10,12 @@ clearly (:class:`Smoother`), so labels do not flicker on every frame.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
@@ -23,7 +24,8 @@ import numpy as np
 
 from .boxes import match
 from .draw import draw
-from .errors import ParameterError, VideoError
+from .errors import ImageReadError, ParameterError, VideoError
+from .io import check_pixels
 from .outputs import open_text
 from .progress import Progress
 from .results import Face
@@ -48,7 +50,10 @@ __all__ = [
     "write_table",
 ]
 
-VideoSource = Union[int, str, os.PathLike]
+#: A camera index, a file or URL, or any iterable of uint8 BGR frames (arrays; e.g. a generator).
+VideoSource = Union[int, str, os.PathLike, Iterable[np.ndarray]]
+
+log = logging.getLogger("emofer")
 
 #: Frame rate assumed when a video does not say and it cannot be measured.
 DEFAULT_FPS = 30.0
@@ -56,6 +61,9 @@ DEFAULT_FPS = 30.0
 TRACK_IOU = 0.3
 #: A track that finds no face for this many processed frames in a row ends.
 MAX_MISSED_FRAMES = 10
+#: Most tracks kept alive at once; past it the tracks missed longest end first (bounds memory
+#: however many faces come and go).
+MAX_TRACKS = 256
 #: Weight of the newest frame in a track's moving average of probabilities.
 SMOOTHING_ALPHA = 0.3
 #: A track's label switches only when the new top emotion leads the current one by this much.
@@ -112,6 +120,13 @@ class VideoReader:
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
         count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if not self.is_camera and count and count > 0 else None
+        width, height = (self._capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if all(np.isfinite(v) and v > 0 for v in (width, height)):
+            try:
+                check_pixels(int(width), int(height), f"{self._name}'s frame size")
+            except ImageReadError as exc:
+                self._capture.release()
+                raise VideoError(str(exc)) from exc
 
     def frames(self, every_n_frames: int = 1) -> Iterator[VideoFrame]:
         """Every ``every_n_frames``-th frame (skipped ones are not converted); VideoError if none can be read."""
@@ -120,13 +135,21 @@ class VideoReader:
         start = time.monotonic()
         index = 0
         while True:
-            if index % every_n_frames:
-                if not self._capture.grab():
-                    break
-                index += 1
-                continue
-            ok, image = self._capture.read()
-            if not ok or image is None:
+            try:
+                if index % every_n_frames:
+                    if not self._capture.grab():
+                        break
+                    index += 1
+                    continue
+                ok, image = self._capture.read()
+            except cv2.error as exc:
+                raise VideoError(
+                    f"reading frame {index} of {self._name} failed ({(str(exc).strip().splitlines() or [''])[-1][:200]}); "
+                    f"the {index} frames before it were delivered"
+                ) from exc
+            if not ok or image is None or image.size == 0:
+                if self.is_camera and index:
+                    log.warning("%s stopped delivering frames after %d frames", self._name, index)
                 break
             yield VideoFrame(index, self._timestamp_ms(index, start), image)
             index += 1
@@ -155,9 +178,83 @@ class VideoReader:
         self.close()
 
 
+class FrameIterator:
+    """Frames from any iterable of images (arrays, or paths/bytes): a generator, a list, a 4-D array.
+
+    Same interface as :class:`VideoReader`. Timestamps count at ``fps`` (default 30). The
+    stream ends when the iterable ends or gives None or an empty array (logged); an exception
+    from it becomes a VideoError saying how many frames came before.
+    """
+
+    is_camera = False
+    frame_count = None
+
+    def __init__(self, frames: Iterable[Any], fps: float | None = None) -> None:
+        if isinstance(frames, (bytes, bytearray, memoryview)) or (isinstance(frames, np.ndarray) and frames.ndim != 4):
+            raise VideoError(
+                f"cannot read video frames from a {type(frames).__name__}"
+                + (f" of shape {frames.shape}" if isinstance(frames, np.ndarray) else "")
+                + "; pass a file, a camera index, or a list / iterator of (H, W, 3) frames"
+            )
+        try:
+            self._iterator = iter(frames)
+        except TypeError as exc:
+            raise VideoError(f"cannot read video frames from a {type(frames).__name__}; pass a file, a camera "
+                             "index, or a list / iterator of (H, W, 3) frames") from exc
+        self.source = frames
+        self.fps = fps
+        self._name = "the frame source"
+
+    def frames(self, every_n_frames: int = 1) -> Iterator[VideoFrame]:
+        """Every ``every_n_frames``-th frame as uint8 BGR; VideoError if the source gives none."""
+        from .io import load_image
+
+        if every_n_frames < 1:
+            raise ParameterError(f"every_n_frames must be >= 1, got {every_n_frames}")
+        index = 0
+        while True:
+            try:
+                image = next(self._iterator)
+            except StopIteration:
+                break
+            except Exception as exc:  # whatever the caller's source raises ends the stream, said clearly
+                raise VideoError(f"{self._name} raised {type(exc).__name__} ({exc}) after {index} frames; "
+                                 "the frames before it were delivered") from exc
+            if image is None or (isinstance(image, np.ndarray) and image.size == 0):
+                log.warning("%s gave an empty frame after %d frames; stopping", self._name, index)
+                break
+            if index % every_n_frames == 0:
+                try:
+                    pixels = load_image(image)
+                except ImageReadError as exc:
+                    raise VideoError(f"frame {index} of {self._name}: {exc}") from exc
+                yield VideoFrame(index, 1000.0 * index / (self.fps or DEFAULT_FPS), pixels)
+            index += 1
+        if index == 0:
+            raise VideoError(f"{self._name} gave no frame")
+
+    def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> FrameIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(source: VideoSource) -> VideoReader | FrameIterator:
+    """A VideoReader for a camera index, file or URL; a FrameIterator for an iterable of frames."""
+    if isinstance(source, (int, str, os.PathLike)):
+        return VideoReader(source)
+    return FrameIterator(source)
+
+
 def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[VideoFrame]:
-    """The frames of a video file or camera as (index, timestamp_ms, BGR image); frames may change size."""
-    with VideoReader(source) as reader:
+    """The frames of a video file, camera or frame iterable as (index, timestamp_ms, BGR image); frames may change size."""
+    with open_source(source) as reader:
         yield from reader.frames(every_n_frames)
 
 
@@ -167,9 +264,11 @@ def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[Vid
 class IoUTracker:
     """Gives each face box a track id, matching boxes to the previous ones greedily by IoU."""
 
-    def __init__(self, iou_threshold: float = TRACK_IOU, max_missed: int = MAX_MISSED_FRAMES) -> None:
+    def __init__(self, iou_threshold: float = TRACK_IOU, max_missed: int = MAX_MISSED_FRAMES,
+                 max_tracks: int = MAX_TRACKS) -> None:
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
+        self.max_tracks = max_tracks
         self._tracks: dict[int, tuple[Sequence[float], int]] = {}  # id -> (last box, frames missed)
         self._next_id = 1
 
@@ -196,6 +295,10 @@ class IoUTracker:
                 assigned[i] = self._next_id
                 self._next_id += 1
             self._tracks[assigned[i]] = (box, 0)
+        if len(self._tracks) > self.max_tracks:  # end the tracks missed longest, oldest first
+            by_missed = sorted(self._tracks, key=lambda t: (-self._tracks[t][1], t))
+            for track_id in by_missed[:len(self._tracks) - self.max_tracks]:
+                del self._tracks[track_id]
         return [int(i) for i in assigned]  # type: ignore[arg-type]
 
     def reset(self) -> None:
@@ -290,12 +393,12 @@ def analyze_video_frames(
     progress: bool = False,
 ) -> Iterator[tuple[np.ndarray, FrameResult]]:
     """Like :func:`analyze_video`, but yields each processed frame's image with its result."""
-    with VideoReader(source) as reader:
+    with open_source(source) as reader:
         total = None
         if reader.frame_count is not None:
             total = -(-reader.frame_count // every_n_frames)
             total = total if max_frames is None else min(total, max_frames)
-        bar = Progress(total, label=Path(os.fspath(source)).name) if progress and not reader.is_camera else None
+        bar = Progress(total, label=Path(reader._name).name) if progress and not reader.is_camera else None
         tracker, smoother, size = IoUTracker(), Smoother(), None
         try:
             for frame in islice(reader.frames(every_n_frames), max_frames):
@@ -426,20 +529,33 @@ def write_table(
 ) -> int:
     """Write one row per face (and one empty row per frame without faces) to .csv, .json or .jsonl.
 
-    ``labels`` orders the probability columns (default: as the faces list them). Returns the
-    number of rows.
+    ``labels`` orders the probability columns (default: as the first face lists them). Rows are
+    written as results arrive; when ``results`` raises midway (a video cut short, a camera that
+    fails), the table is still ended properly with every row before the failure, then the
+    error propagates. Returns the number of rows.
     """
     fmt = format_for(path)
-    results = list(results)
-    if labels is None:
-        labels = list(dict.fromkeys(label for result in results for face in result.faces for label in face.probabilities))
+    results, head, failure = iter(results), [], None
+    if labels is None:  # the probability columns: those of the first face
+        try:
+            for result in results:
+                head.append(result)
+                if result.faces:
+                    break
+        except Exception as exc:  # written below, raised after the table is complete
+            failure = exc
+        labels = list(next((f.probabilities for r in head for f in r.faces), {}))
     with open_text(path) as stream:
         table = RowWriter(stream, fmt, TABLE_KEYS, labels)
-        for result in results:
-            keys = table_keys(result)
-            for face in result.faces or (None,):
-                table.write(keys, face)
-        table.close()
+        try:
+            for result in head if failure else chain(head, results):
+                keys = table_keys(result)
+                for face in result.faces or (None,):
+                    table.write(keys, face)
+        finally:
+            table.close()
+        if failure is not None:
+            raise failure
         return table.rows
 
 
