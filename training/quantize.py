@@ -75,8 +75,11 @@ def quantize_graph(source: Path, target: Path, tensor: np.ndarray, batch: int = 
 
 def quantize(source: str | Path, out: str | Path, name: str | None = None, faces: int = CALIBRATION_FACES,
              max_drop: float = MAX_DROP, report: str | Path | None = None, data_root: str | Path | None = None,
-             command: str | None = None) -> ModelConfig:
-    """Quantise the model folder ``source`` into ``out``; return the config written there."""
+             command: str | None = None, final: bool = True) -> ModelConfig:
+    """Quantise the model folder ``source`` into ``out``; return the config written there.
+
+    ``final=False`` makes a candidate for choosing: PublicTest only, no test split, report or card.
+    """
     from training.export import CARD_NAME, model_card
 
     source, out = Path(source), Path(out)
@@ -107,13 +110,17 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
         shutil.rmtree(out)
         raise QuantizeError(f"int8 loses {100 * drop:.2f} accuracy points on PublicTest (limit "
                             f"{100 * max_drop:.2f}); keep the float model")
+    public_metrics = {"PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
+                      "float_PublicTest": round(float(float_public), 4)}
+    if not final:
+        config = config.with_updates(metrics=public_metrics)
+        config.save(out / CONFIG_NAME)
+        return config
     private = evaluate.evaluate(out, "PrivateTest", data_root)
     command = command or evaluate.command_line("training.quantize", [source, "--out", out])
     config = config.with_updates(metrics={
-        "PrivateTest": private.headline(),
-        "PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
+        "PrivateTest": private.headline(), **public_metrics,
         "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy"),
-        "float_PublicTest": round(float(float_public), 4),
     })
     config.save(out / CONFIG_NAME)
     report_dir = Path(report) if report else evaluate.default_out(config)
@@ -134,15 +141,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest PublicTest accuracy drop kept, as a fraction (default 0.005)")
     parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
     parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
+    parser.add_argument("--candidate", action="store_true",
+                        help="a model to choose between: PublicTest only, the test split is not read")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
         config = quantize(args.source, args.out, args.name, args.faces, args.max_drop, args.report, args.data,
-                          evaluate.command_line("training.quantize", sys.argv[1:] if argv is None else argv))
+                          evaluate.command_line("training.quantize", sys.argv[1:] if argv is None else argv),
+                          final=not args.candidate)
     except QuantizeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     m = config.metrics
+    if args.candidate:
+        print(f"{config.name}: candidate, PublicTest {m['PublicTest']['accuracy']:.4f} "
+              f"(float {m['float_PublicTest']}); wrote {args.out}")
+        return 0
     print(f"{config.name}: PrivateTest accuracy {m['PrivateTest']['accuracy']:.4f} (float {m['float_PrivateTest']}), "
           f"PublicTest {m['PublicTest']['accuracy']:.4f} (float {m['float_PublicTest']}); wrote {args.out}")
     return 0
