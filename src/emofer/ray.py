@@ -49,6 +49,8 @@ log = logging.getLogger("emofer")
 
 #: Images handed to one actor call; detection dominates, so small batches keep all actors busy.
 DEFAULT_BATCH_SIZE = 8
+#: Most blocks a path list is cut into (past it, blocks hold several batches).
+MAX_BLOCKS = 10_000
 #: CPUs Ray reserves per actor. A little under one leaves room for Ray's own read and write
 #: tasks on a small machine (two whole-CPU actors on two CPUs starve them and the job hangs).
 DEFAULT_CPUS_PER_WORKER = 0.9
@@ -258,11 +260,12 @@ def faces_dataset(
             if not files:
                 raise EmoferError(f"no images found in {', '.join(map(str, items))}; "
                                   "give image files or folders that hold some")
-            dataset = ray.data.from_items([{"path": path} for path in files])
+            blocks = min(-(-len(files) // batch_size), MAX_BLOCKS)  # a block per batch: work streams and spreads
+            dataset = ray.data.from_items([{"path": path} for path in files], override_num_blocks=blocks)
     return dataset.map_batches(
         FaceRows, fn_constructor_args=(model,),
         fn_constructor_kwargs=dict(detector=detector, min_face=min_face, min_confidence=min_confidence),
-        batch_size=batch_size, concurrency=workers, num_cpus=cpus_per_worker)
+        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker)
 
 
 def video_faces_dataset(
@@ -286,7 +289,7 @@ def video_faces_dataset(
         VideoRows, fn_constructor_args=(model,),
         fn_constructor_kwargs=dict(every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames,
                                    detector=detector, min_face=min_face, min_confidence=min_confidence),
-        batch_size=1, concurrency=workers, num_cpus=cpus_per_worker)
+        batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker)
 
 
 # -- running and reporting ---------------------------------------------------------------------
