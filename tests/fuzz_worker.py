@@ -5,13 +5,15 @@
 Requests on stdin: a one-byte kind (``i`` image bytes, ``v`` video with a 4-byte suffix after
 it), a 4-byte little-endian length, the bytes. Each answer is one JSON line on stdout:
 ``{"ok": "3 faces"}``, ``{"error": "ImageReadError"}`` for an emofer error, or
-``{"unexpected": "TypeName: message"}`` for anything else. A crash of this process (a
+``{"unexpected": "TypeName: message"}`` for anything else, each with the process's peak
+resident memory so far (``peak_mib``). A crash of this process (a
 segfault in a decoder) is seen by the parent as end of output.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import struct
 import sys
 from pathlib import Path
@@ -51,6 +53,7 @@ def main() -> int:
             return 0
         kind, (length,) = head[:1], struct.unpack("<I", head[1:])
         outcome = handle(recognizer, kind, stdin.read(length), scratch)
+        outcome["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: KiB
         stdout.write(json.dumps(outcome) + "\n")
         stdout.flush()
 

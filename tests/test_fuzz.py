@@ -1,6 +1,7 @@
 """Fuzzing: byte-level mutations of real JPEG/PNG/WebP/TIFF/GIF/BMP files and MP4/AVI videos.
 
-Every case must end in a result or an :class:`emofer.errors.EmoferError` within a time limit.
+Every case must end in a result or an :class:`emofer.errors.EmoferError` within a time limit
+and without the process's peak memory passing PEAK_MIB.
 Cases run in a child process (tests/fuzz_worker.py), so a decoder that crashes the process
 (a segfault) is caught: the test fails naming the signal, and the bytes that did it are saved.
 
@@ -36,6 +37,8 @@ FUZZ_CASES = 300
 CASES = int(os.environ.get("EMOFER_FUZZ_CASES", FUZZ_CASES))
 #: Seconds one case may take (generous: CI machines are shared); longer is a hang.
 CASE_SECONDS = 30.0
+#: Peak resident memory (MiB) the worker may reach; the seeds are tiny, so more is a memory bomb.
+PEAK_MIB = 1024
 CRASHES = Path(os.environ.get("EMOFER_FUZZ_CRASHES", Path(tempfile.gettempdir()) / "emofer-fuzz-crashes"))
 WORKER = ROOT / "tests" / "fuzz_worker.py"
 FUZZ_SETTINGS = settings(max_examples=CASES, deadline=None, database=None,
@@ -86,6 +89,10 @@ class Worker:
                 problem = f"crashed the process (exit status {status}" + (
                     f", signal {-status})" if status < 0 else ")")
             raise FuzzFailure(f"{label} {problem}; bytes saved to {save(kind, data, label)}")
+        if outcome["peak_mib"] > PEAK_MIB:
+            self.stop()  # its peak stays high: the next case needs a fresh process
+            raise FuzzFailure(f"{label} made the process allocate {outcome['peak_mib']} MiB (over {PEAK_MIB}); "
+                              f"bytes saved to {save(kind, data, label)}")
         if "unexpected" in outcome:
             raise FuzzFailure(f"{label} raised {outcome['unexpected']} instead of an emofer error; "
                               f"bytes saved to {save(kind, data, label)}")
@@ -234,9 +241,9 @@ def test_mutated_videos_give_frames_or_an_emofer_error(worker, video_seeds):
 
 def test_the_seeds_themselves_decode(worker, image_seeds, video_seeds):
     for suffix, data in image_seeds.items():
-        assert worker.run(b"i", data, f"image{suffix}") == {"ok": "1 faces"}, suffix
+        assert worker.run(b"i", data, f"image{suffix}")["ok"] == "1 faces", suffix
     for suffix, data in video_seeds.items():
-        assert worker.run(b"v", suffix.ljust(4).encode() + data, f"video{suffix}") == {"ok": "4 frames"}, suffix
+        assert worker.run(b"v", suffix.ljust(4).encode() + data, f"video{suffix}")["ok"] == "4 frames", suffix
 
 
 def test_a_crash_in_the_worker_is_caught_and_its_bytes_saved(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import struct
 
-__all__ = ["declared_size"]
+__all__ = ["declared_size", "overrun"]
 
 #: JPEG start-of-frame markers (SOF0..SOF15 without DHT C4, JPG C8 and DAC CC) hold the frame size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -31,6 +31,28 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
             size = None
         if size is not None:
             return size
+    return None
+
+
+def overrun(data: bytes) -> str | None:
+    """Why ``data``'s structure claims more bytes than it has, or None.
+
+    PNG only: OpenCV 4.14 allocates a chunk's declared length before reading it, so an 11 KB
+    file whose IDAT claims 3.6 GB took 3.6 GB of memory and 20-40 s to be refused (found by
+    tests/test_fuzz.py). Chunks are walked up to IEND; one that runs past the end is reported.
+    """
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        if pos + 12 + length > len(data):
+            return (f"truncated: its {kind.decode('latin-1')!r} chunk at byte {pos} declares {length:,} bytes, "
+                    f"{len(data) - pos - 12:,} are left")
+        if kind == b"IEND":
+            return None
+        pos += 12 + length
     return None
 
 

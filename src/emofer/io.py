@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ImageReadError
 from .fetch import is_url
-from .imagesize import declared_size
+from .imagesize import declared_size, overrun
 
 __all__ = [
     "ImageInput", "load_image", "as_uint8", "COLOR_ORDERS", "MAX_IMAGE_PIXELS", "MAX_PIXELS_ENV",
@@ -157,6 +157,9 @@ def _decode(data: bytes, where: str, max_pixels: int | None = None) -> np.ndarra
     size = declared_size(data)
     if size is not None:
         check_pixels(*size, where, max_pixels)
+    problem = overrun(data)
+    if problem is not None:  # refused before the decoder allocates what the file claims
+        raise ImageReadError(f"{where} could not be decoded as an image ({problem})")
     try:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:  # e.g. over OpenCV's own size limit in a format emofer cannot measure
