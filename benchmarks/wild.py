@@ -1,6 +1,6 @@
 """The whole path a user runs, on real web photos: expw-dev end to end.
 
-    python -m benchmarks.wild [MODEL ...] [--detector auto] [--every 1] [--out docs/wild]
+    python -m benchmarks.wild [MODEL ...] [--detector auto] [--every 1] [--fer] [--out docs/wild]
 
 Each photo of ``../shared/data/expw-dev.zip`` goes through ``EmotionRecognizer.predict`` as
 encoded bytes (decode -> detector -> crop -> model), as a user's photo would. Each labelled
@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import sys
+import tempfile
 import time
 import zipfile
 from collections import defaultdict
@@ -76,35 +77,61 @@ class WildResult:
         return asdict(self)
 
 
+#: What a path said about one photo: (box, emotion) per face found, and the seconds it took.
+Said = tuple[list[tuple[Sequence[float], str]], float]
+
+
+def score(said: dict[str, Said], photos: dict[str, list[LabelledFace]], model: str, detector: str) -> WildResult:
+    """Match each labelled face to the found face with the highest IoU and tally the answers."""
+    confusion = {e: defaultdict(int) for e in EMOTIONS}
+    answers: dict[str, int] = defaultdict(int)
+    for path, labelled in photos.items():
+        found = said[path][0]
+        for face in labelled:
+            overlaps = [iou(face.box, box) for box, _ in found]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            answer = found[best][1] if best >= 0 and overlaps[best] >= MATCH_IOU else MISSED
+            confusion[face.label][answer] += 1
+            answers[answer] += 1
+    total = sum(answers.values())
+    recall = {e: round(confusion[e][e] / max(1, sum(confusion[e].values())), 4) for e in EMOTIONS}
+    return WildResult(
+        model=model, detector=detector, faces=total, photos=len(photos),
+        accuracy=round(sum(confusion[e][e] for e in EMOTIONS) / total, 4),
+        macro_recall=round(float(np.mean(list(recall.values()))), 4), recall=recall,
+        detector_recall=round((total - answers[MISSED]) / total, 4),
+        confusion={e: dict(confusion[e]) for e in EMOTIONS}, said=dict(answers),
+        median_ms_per_photo=round(1000 * float(np.median([s[1] for s in said.values()])), 2))
+
+
 def evaluate(recognizer: EmotionRecognizer, photos: dict[str, list[LabelledFace]],
              archive: Path = ARCHIVE, model: str = "", detector: str = "auto") -> WildResult:
-    """Run ``recognizer.predict`` on every photo and score its labelled faces."""
-    confusion = {e: defaultdict(int) for e in EMOTIONS}
-    said: dict[str, int] = defaultdict(int)
-    times = []
-    found = right = total = 0
+    """Run ``recognizer.predict`` on every photo (as encoded bytes) and score its labelled faces."""
+    said: dict[str, Said] = {}
     with zipfile.ZipFile(archive) as z:
-        for path, labelled in photos.items():
+        for path in photos:
             encoded = z.read(f"expw-dev/{path}")
             start = time.perf_counter()
             faces = recognizer.predict(encoded)
-            times.append(time.perf_counter() - start)
-            for face in labelled:
-                scores = [iou(face.box, f.box) for f in faces]
-                best = int(np.argmax(scores)) if scores else -1
-                answer = faces[best].emotion if best >= 0 and scores[best] >= MATCH_IOU else MISSED
-                confusion[face.label][answer] += 1
-                said[answer] += 1
-                total += 1
-                found += answer != MISSED
-                right += answer == face.label
-    recall = {e: round(confusion[e][e] / max(1, sum(confusion[e].values())), 4) for e in EMOTIONS}
-    return WildResult(
-        model=model or recognizer.config.name, detector=detector, faces=total, photos=len(photos),
-        accuracy=round(right / total, 4), macro_recall=round(float(np.mean(list(recall.values()))), 4),
-        recall=recall, detector_recall=round(found / total, 4),
-        confusion={e: dict(confusion[e]) for e in EMOTIONS}, said=dict(said),
-        median_ms_per_photo=round(1000 * float(np.median(times)), 2))
+            said[path] = ([(f.box, f.emotion) for f in faces], time.perf_counter() - start)
+    return score(said, photos, model or recognizer.config.name, detector)
+
+
+def evaluate_fer(photos: dict[str, list[LabelledFace]], archive: Path = ARCHIVE,
+                 fer_venv: Path | None = None) -> WildResult:
+    """fer 25.10.3's ``detect_emotions`` (its default Haar detector) on the same photos, in fer's venv."""
+    from benchmarks.run import DEFAULT_FER_VENV, Runner, ensure_fer_venv
+
+    venv = fer_venv or DEFAULT_FER_VENV
+    python = ensure_fer_venv(venv, venv.parent / "setup.log")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Runner(Path(tmp), archive, 3600.0, {}).run(
+            python, "fer", "photos", paths=[f"expw-dev/{p}" for p in photos])
+    said: dict[str, Said] = {}
+    for photo in result["photos"]:
+        faces = [(f["box"], max(f["emotions"], key=f["emotions"].get)) for f in photo["faces"]]
+        said[photo["path"].removeprefix("expw-dev/")] = (faces, photo["seconds"])
+    return score(said, photos, "fer 25.10.3", "fer's Haar")
 
 
 def markdown(results: Sequence[dict], command: str) -> str:
@@ -136,15 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", type=Path, default=ARCHIVE)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md (e.g. docs/wild)")
+    parser.add_argument("--fer", action="store_true", help="also run fer's detect_emotions (in its own venv)")
+    parser.add_argument("--fer-venv", type=Path, help="fer's venv (default: benchmarks.run's, created when missing)")
     args = parser.parse_args(argv)
     if not args.archive.exists():
         parser.error(f"{args.archive} not found: expw-dev lives in ../shared/data beside the checkout")
     photos = read_faces(args.archive, args.every)
     results = []
-    for model in args.models:
-        recognizer = EmotionRecognizer.from_pretrained(model, detector=args.detector, threads=args.threads)
-        result = evaluate(recognizer, photos, args.archive, model=recognizer.config.name or str(model),
-                          detector=args.detector)
+    runs = [lambda model=model: evaluate(
+        EmotionRecognizer.from_pretrained(model, detector=args.detector, threads=args.threads), photos,
+        args.archive, detector=args.detector) for model in args.models]
+    if args.fer:
+        runs.append(lambda: evaluate_fer(photos, args.archive, args.fer_venv))
+    for run in runs:
+        result = run()
         results.append(result.to_dict())
         print(f"{result.model} ({result.detector}): accuracy {result.accuracy:.3f}, macro recall "
               f"{result.macro_recall:.3f}, faces found {result.detector_recall:.3f}, "
