@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import pytest
 
-from emofer import EmotionRecognizer, io
+from emofer import EmotionRecognizer, io, preprocess
 from emofer.cam import main as cam_main
 from emofer.errors import EmoferError, ImageReadError, ModelLoadError, VideoError
 from emofer.imagesize import declared_size
+from emofer.preprocess import CropPolicy
 from emofer.video import IoUTracker, Smoother, write_table
 from tests.conftest import write_model_folder
 from tests.test_robustness import assert_model_load_error
@@ -139,6 +140,19 @@ def test_a_png_chunk_claiming_gigabytes_is_refused_before_decoding(small, monkey
     with pytest.raises(ImageReadError, match=r"could not be decoded as an image \(truncated: its 'IDAT' chunk at "
                                              r"byte 33 declares 3,657,441,280 bytes"):
         io.load_image(bytes(data))
+
+
+def test_a_square_crop_of_a_long_thin_image_stays_small(whole, small):
+    """Found by tests/test_fuzz.py: a 32832 x 80 GIF's square crop was 32832 x 32832 (3.2 GB)."""
+    strip = np.ascontiguousarray(np.tile(small, (1, 410, 1)))  # 80 wide x 410 = 32800 x 60
+    crop = preprocess.crop_face(strip, (0, 0, 32800, 60), CropPolicy(square=True))
+    assert abs(crop.shape[0] - crop.shape[1]) <= 2  # square, to rounding
+    assert crop.shape[0] * crop.shape[1] <= preprocess.MAX_PADDED_CROP_PIXELS
+    assert crop[:, :, 0].mean() == pytest.approx(cv2.resize(strip, (crop.shape[1], 1), interpolation=cv2.INTER_AREA)
+                                                 [:, :, 0].mean(), abs=3)
+    normal = preprocess.crop_face(small, (10, 10, 50, 45), CropPolicy(margin=0.2, square=True))
+    assert normal.shape == (70, 70, 3)  # ordinary crops are unchanged: full resolution
+    assert len(whole.predict(strip)) == 1
 
 
 def test_the_limit_is_configurable(small, monkeypatch):

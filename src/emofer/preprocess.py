@@ -32,6 +32,10 @@ __all__ = [
 #: INTER_AREA when shrinking (anti-aliased), INTER_LINEAR when enlarging.
 SHRINK_INTERPOLATION = cv2.INTER_AREA
 ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
+#: Largest padded crop made at full resolution. A square crop of a very long, thin image (a
+#: 32832 x 80 GIF: a 32832 x 32832 crop, 3.2 GB, found by tests/test_fuzz.py) is made from a
+#: shrunken copy instead; the network sees 48 x 48 pixels either way.
+MAX_PADDED_CROP_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ def crop_face(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np
     inner = image[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
     pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
     if any(pads):
+        if w * h > MAX_PADDED_CROP_PIXELS:  # shrink first, so the padding never takes gigabytes
+            scale = (MAX_PADDED_CROP_PIXELS / (w * h)) ** 0.5
+            size = (max(1, round(inner.shape[1] * scale)), max(1, round(inner.shape[0] * scale)))
+            inner = cv2.resize(inner, size, interpolation=SHRINK_INTERPOLATION)
+            pads = tuple(round(pad * scale) for pad in pads)
         inner = cv2.copyMakeBorder(inner, *pads, borderType=cv2.BORDER_REPLICATE)
     return inner
 
