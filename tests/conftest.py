@@ -7,18 +7,27 @@ import json
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+
+from emofer.detect.yunet import BUNDLED_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data"
 FER_ZIP = DATA / "fer2013-images.zip"
 FACES_BOXES = DATA / "faces-boxes"
-YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+#: The YuNet weights bundled in the package (the same file as ../shared/models' copy).
+YUNET = BUNDLED_WEIGHTS
 EXAMPLE_PHOTO = ROOT / "examples" / "images" / "grace_hopper.jpg"
 
 TINY_LABELS = ("angry", "happy", "sad")
+#: Marks tests that need OpenCV's Haar cascade, which opencv-python 5 no longer has.
+needs_haar = pytest.mark.skipif(
+    not hasattr(cv2, "CascadeClassifier"),
+    reason=f"OpenCV {cv2.__version__} has no cv2.CascadeClassifier (opencv-python 5 removed Haar)",
+)
 
 
 def need(path: Path, what: str) -> Path:

@@ -17,14 +17,14 @@ import pytest
 from emofer.cli import main
 from emofer.detect import yunet
 
-from .conftest import ROOT, TINY_LABELS, YUNET, need
+from .conftest import ROOT, TINY_LABELS, YUNET
 from .video_fixtures import face_video  # noqa: F401  (fixture)
 
 
 @pytest.fixture
 def real_yunet(monkeypatch):
-    """detector="auto" finds the real YuNet through EMOFER_YUNET (no network)."""
-    monkeypatch.setenv(yunet.ENV_VAR, str(need(YUNET, "YuNet weights")))
+    """detector="auto" is the bundled YuNet (EMOFER_YUNET unset; no network)."""
+    monkeypatch.delenv(yunet.ENV_VAR, raising=False)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_predict_min_face_sets_how_small_a_face_yunet_looks_for(capsys, photo_pa
 def test_predict_plain_text_and_annotated_copies(capsys, photos, tiny_model_dir, tmp_path):
     out_dir = tmp_path / "annotated"
     code, out, _ = run(capsys, "predict", photos / "group.jpg", photos / "sub", "--model", tiny_model_dir,
-                       "--out", out_dir, "--bars", "--detector", "haar")
+                       "--out", out_dir, "--bars")
     assert code == 1  # sub/broken.jpg
     assert "group.jpg: " in out and "%" in out
     written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
@@ -140,14 +140,14 @@ def test_info(capsys, real_yunet):
     for key in ("emofer", "numpy", "onnxruntime", "opencv", "huggingface_hub", "bundled models", "cached models"):
         assert f"\n{key} " in "\n" + out
     assert "CPUExecutionProvider" in out and ("GUI:" in out or "headless" in out)
-    assert str(YUNET) in out  # from EMOFER_YUNET
+    assert f"yunet (bundled, sha256 checked): {YUNET}" in out
 
 
 def test_download_a_local_model_and_yunet(capsys, tiny_model_dir, real_yunet):
     code, out, _ = run(capsys, "download", tiny_model_dir, "--yunet")
     assert code == 0 and "test/tiny" in out and str(YUNET) in out
     code, _, err = run(capsys, "download")
-    assert code == 2 and "--yunet" in err
+    assert code == 2 and "emofer download emofer/fer7" in err and "YuNet face detector is bundled" in err
 
 
 def test_download_offline_is_a_clear_error_and_python_dash_m_works(tmp_path):

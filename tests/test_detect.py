@@ -1,4 +1,4 @@
-"""Face detectors: the real YuNet and Haar on real photos, the factory, and its fallbacks."""
+"""Face detectors: the real YuNet and Haar on real photos, the factory, and the bundled weights."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from emofer.detect.base import ScaledDetector
 from emofer.errors import DetectorError, ImageReadError
 from emofer.io import load_image
 
-from .conftest import FACES_BOXES, YUNET, need
+from .conftest import EXAMPLE_PHOTO, FACES_BOXES, YUNET, need, needs_haar
 from .test_hub import fill_cache
 
 # Floors a little below what benchmarks/detectors.py measured (docs/detectors.md): YuNet 43/43
@@ -41,19 +41,19 @@ HAAR_MIN_FOUND, HAAR_MAX_FALSE = 37, 3
 
 @pytest.fixture
 def yunet_path(monkeypatch):
-    """The real YuNet weights, also set as EMOFER_YUNET."""
-    path = need(YUNET, "YuNet weights")
-    monkeypatch.setenv(yunet_module.ENV_VAR, str(path))
-    return path
+    """The bundled YuNet weights, with EMOFER_YUNET unset (so they are what YuNetDetector() loads)."""
+    monkeypatch.delenv(yunet_module.ENV_VAR, raising=False)
+    return YUNET
 
 
 @pytest.fixture
-def no_yunet(monkeypatch, tmp_path):
-    """No EMOFER_YUNET and an empty Hub cache; the fallback warning not yet given."""
-    monkeypatch.delenv(yunet_module.ENV_VAR, raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(detect, "_warned_haar_fallback", False)
-    return tmp_path / "empty-cache"
+def no_network(monkeypatch, yunet_path):
+    """No EMOFER_YUNET, and any attempt to reach the Hub fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the Hub was asked for {args}")
+
+    monkeypatch.setattr("emofer.hub.resolve_file", refuse)
+    return yunet_path
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,7 @@ def test_yunet_boxes_map_back_to_the_original_pixels_after_scaling():
 
 
 @pytest.mark.data
+@needs_haar
 def test_haar_finds_most_faces_of_real_photos(benchmark):
     detectors, boxes = benchmark
     score = detectors.evaluate(HaarDetector(), boxes)
@@ -122,7 +123,8 @@ def test_yunet_scores_and_landmarks(photo_path, yunet_path):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("make", [lambda: YuNetDetector(need(YUNET, "YuNet weights")), HaarDetector])
+@pytest.mark.parametrize("make", [lambda: YuNetDetector(need(YUNET, "YuNet weights")),
+                                  pytest.param(HaarDetector, marks=needs_haar)])
 def test_large_images_are_scaled_down_and_boxes_mapped_back(photo_path, make):
     detector = make()
     image = load_image(photo_path)
@@ -169,6 +171,7 @@ def test_scaled_detectors_sort_by_score_else_left_to_right():
 
 
 @pytest.mark.data
+@needs_haar
 def test_one_detector_serves_many_threads(photo_path, yunet_path):
     images = [load_image(photo_path)]
     images.append(cv2.resize(images[0], None, fx=0.7, fy=0.7))  # another size: another setInputSize
@@ -180,6 +183,7 @@ def test_one_detector_serves_many_threads(photo_path, yunet_path):
 
 
 @pytest.mark.data
+@needs_haar
 def test_detectors_survive_pickling(photo_path, yunet_path):
     image = load_image(photo_path)
     for detector in (YuNetDetector(score_threshold=0.7), HaarDetector(min_neighbors=4), WholeImageDetector()):
@@ -189,7 +193,7 @@ def test_detectors_survive_pickling(photo_path, yunet_path):
     assert (clone.score_threshold, clone.nms_threshold) == (0.7, yunet_module.NMS_THRESHOLD)
 
 
-@pytest.mark.parametrize("name", ["haar", "none"])
+@pytest.mark.parametrize("name", [pytest.param("haar", marks=needs_haar), "none"])
 def test_tiny_and_blank_images_give_no_error(name):
     detector = build_detector(name)
     for shape in [(1, 1, 3), (10, 7, 3), (120, 160, 3)]:
@@ -203,7 +207,7 @@ def test_yunet_on_tiny_and_blank_images(yunet_path):
         assert detector.detect(np.zeros(shape, np.uint8)) == []
 
 
-@pytest.mark.parametrize("name", ["haar", "none"])
+@pytest.mark.parametrize("name", [pytest.param("haar", marks=needs_haar), "none"])
 @pytest.mark.parametrize("bad", [np.zeros((20, 20), np.uint8), np.zeros((20, 20, 3), np.float32),
                                  np.zeros((20, 20, 4), np.uint8), "photo.jpg"])
 def test_detectors_reject_what_is_not_uint8_bgr(name, bad):
@@ -214,6 +218,7 @@ def test_detectors_reject_what_is_not_uint8_bgr(name, bad):
 # -- build_detector --------------------------------------------------------------------------
 
 
+@needs_haar
 def test_names_build_their_detectors(yunet_path):
     assert isinstance(build_detector("haar"), HaarDetector)
     assert isinstance(build_detector(" YuNet "), YuNetDetector)
@@ -266,14 +271,39 @@ def test_a_box_function_with_bad_boxes_is_reported(boxes, message):
 # -- YuNet weights and the "auto" choice -----------------------------------------------------
 
 
-def test_yunet_weights_from_a_path_and_from_the_environment(yunet_path):
-    assert YuNetDetector(yunet_path).weights == yunet_path
-    assert YuNetDetector().weights == yunet_path
+def test_auto_and_yunet_are_the_bundled_yunet_offline_without_a_warning(no_network, caplog):
+    with caplog.at_level(logging.WARNING, logger="emofer"):
+        auto, named = build_detector("auto"), build_detector("yunet")
+    assert isinstance(auto, YuNetDetector) and isinstance(named, YuNetDetector)
+    assert auto.weights == named.weights == yunet_module.BUNDLED_WEIGHTS and not caplog.records
+    assert len(auto.detect(load_image(EXAMPLE_PHOTO))) == 1
+
+
+def test_the_bundled_weights_are_recorded_beside_them_and_checked(yunet_path, monkeypatch, tmp_path):
+    source = (yunet_module.BUNDLED_WEIGHTS.parent / "SOURCE.md").read_text()
+    assert yunet_module.BUNDLED_SHA256 in source and "MIT" in source
+    assert f"{yunet_module.BUNDLED_WEIGHTS.stat().st_size:,} bytes" in source
+    damaged = tmp_path / yunet_module.BUNDLED_WEIGHTS.name
+    damaged.write_bytes(yunet_module.BUNDLED_WEIGHTS.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(yunet_module, "BUNDLED_WEIGHTS", damaged)
+    with pytest.raises(DetectorError, match=r"damaged \(sha256 .*force-reinstall"):
+        build_detector("auto")
+    monkeypatch.setattr(yunet_module, "BUNDLED_WEIGHTS", tmp_path / "gone.onnx")
+    with pytest.raises(DetectorError, match="cannot be read"):
+        YuNetDetector()
+
+
+def test_yunet_weights_from_a_path_and_from_the_environment(yunet_path, monkeypatch, tmp_path):
+    mine = tmp_path / "my-yunet.onnx"
+    shutil.copy(yunet_path, mine)
+    assert YuNetDetector(mine).weights == mine
+    monkeypatch.setenv(yunet_module.ENV_VAR, str(mine))
+    assert YuNetDetector().weights == build_detector("auto").weights == mine
 
 
 def test_yunet_with_missing_or_broken_weights(monkeypatch, tmp_path):
     monkeypatch.setenv(yunet_module.ENV_VAR, str(tmp_path / "nowhere.onnx"))
-    with pytest.raises(DetectorError, match="EMOFER_YUNET"):
+    with pytest.raises(DetectorError, match="EMOFER_YUNET.*bundled"):
         YuNetDetector()
     with pytest.raises(DetectorError, match="not found"):
         YuNetDetector(tmp_path / "missing.onnx")
@@ -283,55 +313,76 @@ def test_yunet_with_missing_or_broken_weights(monkeypatch, tmp_path):
         YuNetDetector(broken)
 
 
-def test_yunet_offline_and_not_cached_says_what_to_do(no_yunet):
-    with pytest.raises(DetectorError, match='detector="haar"'):
-        YuNetDetector(local_files_only=True)
-
-
-def test_auto_uses_yunet_from_the_environment(yunet_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="emofer"):
-        assert build_detector("auto").name == "yunet"
-    assert not caplog.records
-
-
-def test_auto_uses_yunet_from_the_hub_cache(no_yunet, tmp_path, caplog):
+def test_yunet_from_the_hub_cache(yunet_path, tmp_path, caplog):
     folder = tmp_path / "weights"
     folder.mkdir()
-    shutil.copy(need(YUNET, "YuNet weights"), folder / yunet_module.DEFAULT_FILENAME)
-    fill_cache(tmp_path / "cache", yunet_module.DEFAULT_REPO, folder)
-    with caplog.at_level(logging.WARNING, logger="emofer"):
-        detector = build_detector("auto", cache_dir=tmp_path / "cache")
-    assert detector.name == "yunet" and not caplog.records
-    assert detector.weights.name == yunet_module.DEFAULT_FILENAME
+    shutil.copy(yunet_path, folder / yunet_module.HUB_FILENAME)
+    fill_cache(tmp_path / "cache", yunet_module.HUB_REPO, folder)
+    detector = YuNetDetector(yunet_module.HUB_REPO, cache_dir=tmp_path / "cache", local_files_only=True)
+    assert detector.weights.name == yunet_module.HUB_FILENAME and detector.weights.is_file()
 
 
-def test_auto_falls_back_to_haar_with_one_warning(no_yunet, caplog):
-    with caplog.at_level(logging.WARNING, logger="emofer"):
-        first, second = build_detector("auto"), build_detector("auto", local_files_only=True)
-    assert first.name == second.name == "haar"
-    warnings = [r for r in caplog.records if r.name == "emofer" and r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "EMOFER_YUNET" in warnings[0].getMessage()
+def test_yunet_from_the_hub_offline_and_not_cached_gives_a_command_that_works(yunet_path, tmp_path):
+    with pytest.raises(DetectorError) as info:
+        YuNetDetector(yunet_module.HUB_REPO, cache_dir=tmp_path / "empty", local_files_only=True)
+    message = str(info.value)
+    assert "emofer download" not in message and "pass no weights" in message
+    command = message.split("`")[1]  # the python -c command, run as it is printed
+    assert command.startswith('python -c "from huggingface_hub import hf_hub_download; ')
+    code = command[len('python -c "'):-1]
+    compile(code, "<hint>", "exec")
+    assert f"hf_hub_download('{yunet_module.HUB_REPO}', '{yunet_module.HUB_FILENAME}')" in code
 
 
 def test_haar_on_opencv_without_cascades_says_what_to_do(monkeypatch):
-    monkeypatch.delattr(cv2, "CascadeClassifier")
-    with pytest.raises(DetectorError, match=r'pip install "opencv-python<5".*detector="yunet"'):
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    with pytest.raises(DetectorError, match=r'needs cv2.CascadeClassifier, which OpenCV .* does not have.*detector="yunet".*"opencv-python>=4.8,<5"'):
         HaarDetector()
-    with pytest.raises(DetectorError, match="opencv-python<5"):
+    with pytest.raises(DetectorError, match="opencv-python 5 removed it"):
         build_detector("haar")
 
 
-def test_auto_on_opencv_without_cascades_fetches_yunet(monkeypatch, no_yunet, yunet_path):
-    monkeypatch.delenv(yunet_module.ENV_VAR)
-    monkeypatch.delattr(cv2, "CascadeClassifier")
-    fetched = []
+def test_auto_on_opencv_without_cascades_is_still_the_bundled_yunet(monkeypatch, no_network):
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    assert build_detector("auto").weights == yunet_module.BUNDLED_WEIGHTS
 
-    def fake_download(repo, filename, **kwargs):
-        fetched.append((repo, filename))
-        return yunet_path
 
-    monkeypatch.setattr("emofer.hub.resolve_file", fake_download)
-    assert build_detector("auto").name == "yunet"
-    assert fetched == [(yunet_module.DEFAULT_REPO, yunet_module.DEFAULT_FILENAME)]
-    with pytest.raises(DetectorError, match="local_files_only"):
-        build_detector("auto", local_files_only=True)
+# -- small faces in large images -------------------------------------------------------------
+
+
+def pasted(width: int, height: int, at: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The example portrait resized to 256x300 and pasted at ``at`` into a grey canvas; its face box."""
+    photo = load_image(EXAMPLE_PHOTO)
+    (face,) = YuNetDetector(YUNET, min_face=16).detect(photo)
+    sx, sy = 256 / photo.shape[1], 300 / photo.shape[0]
+    canvas = np.full((height, width, 3), 128, np.uint8)
+    x, y = at
+    canvas[y:y + 300, x:x + 256] = cv2.resize(photo, (256, 300), interpolation=cv2.INTER_AREA)
+    fx, fy, fw, fh = face.box
+    return canvas, (x + round(fx * sx), y + round(fy * sy), round(fw * sx), round(fh * sy))
+
+
+@pytest.mark.parametrize("size", [(6000, 4000), (3840, 2160)])
+def test_a_small_face_in_a_large_image_is_found(size, yunet_path):
+    canvas, truth = pasted(*size, at=(size[0] // 2 + 17, size[1] // 3))
+    detector = YuNetDetector()
+    assert detector.detect(cv2.resize(canvas, None, fx=0.1, fy=0.1)) == []  # too small once scaled
+    (found,) = detector.detect(canvas)
+    assert iou(found.box, truth) > 0.5 and found.score > 0.6
+
+
+def test_a_second_pass_runs_only_where_the_first_would_miss_min_face(yunet_path):
+    detector = YuNetDetector()
+    assert detector.pass_scales(640, 480) == (0.5,)              # a webcam frame: one pass, as before
+    assert detector.pass_scales(1280, 720) == (0.5,)             # 640 px already keeps 32 px faces 16 px
+    assert detector.pass_scales(6000, 4000) == (640 / 6000, 0.5)
+    coarse, fine = detector.pass_scales(12000, 9000)             # beyond the budget: as fine as it allows
+    assert fine == pytest.approx((yunet_module.FINE_MAX_PIXELS / (12000 * 9000)) ** 0.5) and fine < 0.5
+    assert YuNetDetector(min_face=64).pass_scales(2560, 1440) == (0.25,)
+    assert YuNetDetector(min_face=8).pass_scales(640, 480) == (1.0,)
+
+
+def test_a_large_face_is_found_once_in_a_large_image(yunet_path):
+    photo = load_image(EXAMPLE_PHOTO)
+    big = cv2.resize(photo, None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)  # a face of about 850 px
+    assert len(YuNetDetector().detect(big)) == 1

@@ -12,13 +12,15 @@ import pytest
 
 import emofer
 from emofer import EmotionRecognizer, Face, hub
+from emofer.detect import yunet
 from emofer.errors import EmoferError, ImageReadError
 from tests.conftest import EXAMPLE_PHOTO, need
 
 
 @pytest.fixture(scope="module")
 def bundled() -> EmotionRecognizer:
-    return EmotionRecognizer.from_pretrained(detector="haar")
+    """The default recognizer: no arguments, so the bundled model and the bundled YuNet."""
+    return EmotionRecognizer.from_pretrained()
 
 
 @pytest.fixture
@@ -33,6 +35,7 @@ def test_public_names():
 
 
 def test_bundled_default_is_a_fer2013_model(bundled):
+    assert bundled.detector.name == "yunet" and bundled.detector.weights == yunet.BUNDLED_WEIGHTS
     assert bundled.config.name == "emofer/fer7"
     assert bundled.config.trained_on["dataset"].lower() == "fer2013"
     assert set(bundled.labels) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}

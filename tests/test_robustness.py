@@ -26,10 +26,9 @@ from hypothesis.extra.numpy import arrays
 
 from emofer import EmotionRecognizer, preprocess
 from emofer.boxes import iou_matrix
-from emofer.detect import YuNetDetector
 from emofer.errors import EmoferError, ImageReadError, ModelLoadError
 from emofer.io import load_image
-from tests.conftest import FACES_BOXES, ROOT, YUNET, need, write_model_folder
+from tests.conftest import EXAMPLE_PHOTO, FACES_BOXES, ROOT, need, needs_haar, write_model_folder
 from tests.test_hub import COMMIT, OTHER, fill_cache
 
 # -- shared recognizers and images ----------------------------------------------------------------
@@ -64,9 +63,7 @@ def small(photo) -> np.ndarray:
 
 
 def build(model_dir: Path, detector: str) -> EmotionRecognizer:
-    """The tiny model with ``detector``; "yunet" reads the shared weights (skipped when absent)."""
-    if detector == "yunet":
-        return EmotionRecognizer.from_pretrained(model_dir, detector=YuNetDetector(need(YUNET, "YuNet weights")))
+    """The tiny model with ``detector`` (a name; "yunet" is the bundled YuNet)."""
     return EmotionRecognizer.from_pretrained(model_dir, detector=detector)
 
 
@@ -578,13 +575,12 @@ print(json.dumps(out))
 
 OFFLINE_CASES = {
     "cached repo": ({"model": "someone/tiny", "detector": "none"}, ["ok", "none", ["angry", "happy", "sad"]]),
-    "cached repo, auto detector falls back to haar": ({"model": "someone/tiny"}, ["ok", "haar", ["angry", "happy", "sad"]]),
+    "cached repo, auto detector is the bundled yunet": ({"model": "someone/tiny"}, ["ok", "yunet", ["angry", "happy", "sad"]]),
     "uncached repo": ({"model": "someone/absent", "detector": "none"},
                       ["ModelLoadError", "someone/absent/config.json is not in the Hugging Face cache"]),
     "revision not cached": ({"model": "someone/tiny", "revision": "v2", "detector": "none"},
                             ["ModelLoadError", "at revision v2 is not in the Hugging Face cache"]),
-    "yunet weights not cached": ({"model": "someone/tiny", "detector": "yunet"},
-                                 ["DetectorError", 'use detector="haar" (no download)']),
+    "yunet needs no download": ({"model": "someone/tiny", "detector": "yunet"}, ["ok", "yunet", ["angry", "happy", "sad"]]),
 }
 
 
@@ -685,14 +681,18 @@ def test_preprocess_functions_any_array(array, box, margin):
 
 
 @pytest.fixture(scope="module")
-def images(photo) -> list[np.ndarray]:
-    """Eight different real images: crops and flips of the photo, some without faces."""
+def images() -> list[np.ndarray]:
+    """Eight different real images, some without faces: crops and flips of four copies of the
+    shipped example portrait (2 x 2), so every detector has faces to find on any checkout."""
+    portrait = cv2.resize(cv2.imread(str(need(EXAMPLE_PHOTO, "example photo"))), None, fx=0.6, fy=0.6,
+                          interpolation=cv2.INTER_AREA)
+    photo = np.vstack([np.hstack([portrait, portrait[:, ::-1]])] * 2)
     height, width = photo.shape[:2]
     return [photo, photo[:, ::-1], photo[: height // 2], photo[height // 2:], photo[:, : width // 2],
             cv2.resize(photo, None, fx=0.5, fy=0.5), photo[::-1], np.full((100, 100, 3), 127, np.uint8)]
 
 
-@pytest.mark.parametrize("detector", ["none", "haar", "yunet"])
+@pytest.mark.parametrize("detector", ["none", pytest.param("haar", marks=needs_haar), "yunet"])
 def test_eight_threads_equal_sequential(model_dir, images, detector):
     recognizer = build(model_dir, detector)
     expected = [dicts(recognizer.predict(image)) for image in images]
@@ -712,7 +712,7 @@ def test_classify_from_threads(whole, fer_faces):
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("detector", ["none", "haar", "yunet"])
+@pytest.mark.parametrize("detector", ["none", pytest.param("haar", marks=needs_haar), "yunet"])
 def test_pickled_recognizer_in_a_spawned_process(model_dir, images, detector):
     recognizer = build(model_dir, detector)
     clone = pickle.loads(pickle.dumps(recognizer))

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Box", "iou", "iou_matrix", "match", "clip_boxes"]
+__all__ = ["Box", "iou", "iou_matrix", "coverage_matrix", "match", "clip_boxes"]
 
 Box = tuple[int, int, int, int]
 
 
-def iou_matrix(a: Sequence[Sequence[float]] | np.ndarray, b: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` with every box in ``b``: shape (len(a), len(b))."""
+def _intersections(a: Sequence[Sequence[float]] | np.ndarray,
+                   b: Sequence[Sequence[float]] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (len(a), len(b)) and the areas of ``a`` (len(a), 1) and ``b`` (len(b),)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     ax0, ay0 = a[:, 0:1], a[:, 1:2]
@@ -24,10 +25,22 @@ def iou_matrix(a: Sequence[Sequence[float]] | np.ndarray, b: Sequence[Sequence[f
     bx1, by1 = bx0 + b[:, 2], by0 + b[:, 3]
     inter_w = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0.0, None)
     inter_h = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0.0, None)
-    inter = inter_w * inter_h
-    union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
+    return inter_w * inter_h, a[:, 2:3] * a[:, 3:4], b[:, 2] * b[:, 3]
+
+
+def iou_matrix(a: Sequence[Sequence[float]] | np.ndarray, b: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` with every box in ``b``: shape (len(a), len(b))."""
+    inter, area_a, area_b = _intersections(a, b)
+    union = area_a + area_b - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0.0, inter / union, 0.0)
+
+
+def coverage_matrix(a: Sequence[Sequence[float]] | np.ndarray, b: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """The fraction of each box in ``a`` that lies inside each box in ``b``: shape (len(a), len(b))."""
+    inter, area_a, _ = _intersections(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area_a > 0.0, inter / area_a, 0.0)
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

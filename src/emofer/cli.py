@@ -107,11 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
     video.set_defaults(run=_video)
 
-    download = commands.add_parser("download", parents=[verbose], help="fetch a model (and optionally YuNet) into the cache for offline use")
+    download = commands.add_parser("download", parents=[verbose], help="fetch an emofer model into the cache for offline use")
     download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
     download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
     download.add_argument("--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    download.add_argument("--yunet", action="store_true", help='also fetch the YuNet face detector (detector="auto" then uses it)')
+    download.add_argument("--yunet", action="store_true",
+                          help="nothing to fetch: the YuNet face detector is bundled; prints where it is")
     download.set_defaults(run=_download)
 
     info = commands.add_parser("info", parents=[verbose], help="versions, accelerators, GUI support and cached models")
@@ -283,11 +284,12 @@ def _video(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .detect import YuNetDetector
+    from .detect import yunet
     from .recognizer import EmotionRecognizer
 
     if args.model is None and not args.yunet:
-        print("emofer: error: name a model to download (e.g. emofer/fer7) and/or pass --yunet", file=sys.stderr)
+        print("emofer: error: name a model to download, e.g. emofer download emofer/fer7 "
+              "(the YuNet face detector is bundled: nothing to download)", file=sys.stderr)
         return EXIT_ERROR
     if args.model is not None:
         recognizer = EmotionRecognizer.from_pretrained(
@@ -296,8 +298,7 @@ def _download(args: argparse.Namespace) -> int:
         folder = recognizer.classifier.model_path.parent
         print(f"{args.model}: {recognizer.config.name} ({', '.join(recognizer.labels)}) ready in {folder}")
     if args.yunet:
-        detector = YuNetDetector(cache_dir=args.cache_dir)
-        print(f"YuNet face detector ready at {detector.weights}")
+        print(f"YuNet face detector: bundled, nothing to download ({yunet.bundled_weights()})")
     return EXIT_OK
 
 
@@ -308,20 +309,17 @@ def _info(args: argparse.Namespace) -> int:
     from huggingface_hub import constants as hf_constants
 
     from .cam import opencv_gui
-    from .detect import yunet
 
     gui = opencv_gui()
-    weights = yunet.cached_weights()
     rows = [
         ("emofer", f"{__version__} ({Path(__file__).resolve().parent})"),
         ("python", f"{platform.python_version()} on {platform.platform(terse=True)}"),
         ("numpy", numpy.__version__),
         ("onnxruntime", f"{onnxruntime.__version__}, providers: {', '.join(onnxruntime.get_available_providers())}"),
         ("opencv", f"{cv2.__version__}, " + (f"GUI: {gui}" if gui else "headless (no windows: emofer-cam needs --no-window)")),
+        ("face detector", _yunet_info()),
         ("haar cascades", "available" if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data") else
-         'missing (opencv-python 5): pip install "opencv-python<5" or use detector="yunet"'),
-        ("yunet weights", str(weights) if weights else 'not cached: detector="auto" uses Haar '
-         "(`emofer download --yunet` fetches it)"),
+         'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.8,<5"'),
         ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),
         ("bundled models", ", ".join(hub.bundled_models()) or "none"),
         ("cached models", ", ".join(_cached_models()) or "none"),
@@ -330,6 +328,21 @@ def _info(args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _yunet_info() -> str:
+    """Which YuNet file detector="auto" / "yunet" loads, or why it cannot."""
+    import os
+
+    from .detect import yunet
+    from .errors import DetectorError
+
+    try:
+        weights = yunet.resolve_weights()
+    except DetectorError as exc:
+        return f"yunet: {exc}"
+    source = f"from {yunet.ENV_VAR}" if os.environ.get(yunet.ENV_VAR) else "bundled, sha256 checked"
+    return f"yunet ({source}): {weights}"
 
 
 def _cached_models() -> list[str]:

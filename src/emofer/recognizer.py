@@ -62,7 +62,7 @@ class EmotionRecognizer:
     ) -> EmotionRecognizer:
         """Load a model (bundled default, local folder / .onnx, or Hub repo id) and a detector.
 
-        ``detector``: "auto" (YuNet when its weights are at hand, else Haar), "haar", "yunet",
+        ``detector``: "auto" or "yunet" (the bundled YuNet), "haar" (opencv-python < 5),
         "none" (the whole image is one face), a Detector, or a callable returning boxes.
         ``threads`` sets onnxruntime's intra-op threads (None: onnxruntime's default);
         ``allow_spinning`` lets its idle threads busy-wait (off: they would hold a core the
@@ -80,7 +80,7 @@ class EmotionRecognizer:
                                     allow_spinning=allow_spinning)
         from .detect import build_detector
 
-        built = build_detector(detector, cache_dir=cache_dir, local_files_only=local_files_only, min_face=min_face)
+        built = build_detector(detector, min_face=min_face)
         log.info("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
         return cls(classifier, built, detector_spec=detector, cache_dir=cache_dir,
                    local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)
@@ -212,7 +212,6 @@ def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads
 
     classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads,
                                 allow_spinning=allow_spinning)
-    detector = build_detector(detector_spec, cache_dir=cache_dir, local_files_only=local_files_only,
-                              min_face=min_face)
+    detector = build_detector(detector_spec, min_face=min_face)
     return EmotionRecognizer(classifier, detector, detector_spec=detector_spec, cache_dir=cache_dir,
                              local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)

@@ -9,12 +9,16 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from ..boxes import Box, clip_boxes
+from ..boxes import Box, clip_boxes, coverage_matrix
 from ..errors import ImageReadError
 
-__all__ = ["Detection", "Detector", "ScaledDetector", "check_image", "to_detections"]
+__all__ = ["Detection", "Detector", "ScaledDetector", "check_image", "to_detections", "uncovered", "COVERED"]
 
 Landmarks = tuple[tuple[float, float], ...]
+#: A later pass's face is dropped when more than this fraction of its box lies inside a face an
+#: earlier pass found (the same face again, or a part of a large face the finer scale cannot
+#: see whole).
+COVERED = 0.3
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,14 @@ def to_detections(
     return out
 
 
+def uncovered(new: list[Detection], found: list[Detection], covered: float = COVERED) -> list[Detection]:
+    """The Detections of ``new`` with at most ``covered`` of their box inside any box of ``found``."""
+    if not new or not found:
+        return new
+    inside = coverage_matrix([d.box for d in new], [d.box for d in found]).max(axis=1)
+    return [d for d, share in zip(new, inside) if share <= covered]
+
+
 class ScaledDetector:
     """Base for OpenCV detectors that run on a copy of the image no larger than ``max_side`` pixels.
 
@@ -120,7 +132,16 @@ class ScaledDetector:
         """Faces in a uint8 BGR (H, W, 3) image, boxes in its own pixels, most confident first."""
         image = check_image(image)
         height, width = image.shape[:2]
-        factor = self.working_scale(width, height)
+        found: list[Detection] = []
+        for factor in self.pass_scales(width, height):
+            found += uncovered(self._detect_scaled(image, factor), found)
+        # A fixed order (OpenCV's multithreaded search returns boxes in varying order):
+        # most confident first, and left to right (then top to bottom) without scores.
+        return sorted(found, key=lambda d: (-(d.score or 0.0), d.box[0], d.box[1]))
+
+    def _detect_scaled(self, image: np.ndarray, factor: float) -> list[Detection]:
+        """One pass on a copy of ``image`` scaled by ``factor`` (<= 1), boxes in ``image``'s pixels."""
+        height, width = image.shape[:2]
         if factor < 1.0:
             small_w = max(1, round(width * factor))
             small_h = max(1, round(height * factor))
@@ -130,14 +151,16 @@ class ScaledDetector:
             small, scale = image, (1.0, 1.0)
         with self._lock:
             boxes, scores, landmarks = self._detect(small)
-        found = to_detections(boxes, scores, landmarks, width, height, scale)
-        # A fixed order (OpenCV's multithreaded search returns boxes in varying order):
-        # most confident first, and left to right (then top to bottom) without scores.
-        return sorted(found, key=lambda d: (-(d.score or 0.0), d.box[0], d.box[1]))
+        return to_detections(boxes, scores, landmarks, width, height, scale)
 
     def working_scale(self, width: int, height: int) -> float:
         """The factor (<= 1) a ``width`` x ``height`` image is scaled by before detection."""
         return min(1.0, self.max_side / max(width, height))
+
+    def pass_scales(self, width: int, height: int) -> tuple[float, ...]:
+        """The factors of the passes run on a ``width`` x ``height`` image: one pass at
+        :meth:`working_scale` here; later passes add only faces the earlier ones did not find."""
+        return (self.working_scale(width, height),)
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Float boxes (N, 4), scores (N,) or None, landmarks (N, K, 2) or None on ``image``."""

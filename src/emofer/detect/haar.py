@@ -1,4 +1,4 @@
-"""OpenCV's frontal-face Haar cascade: ships with opencv-python < 5, needs no download."""
+"""OpenCV's frontal-face Haar cascade: ships with opencv-python < 5 only (5.x removed it)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ MIN_FACE_FRACTION = 0.05
 MIN_FACE_PIXELS = 24
 
 _NO_CASCADES = (
-    "this OpenCV build has no Haar cascades (opencv-python 5 removed cv2.CascadeClassifier); "
-    'install OpenCV 4 with pip install "opencv-python<5", or use detector="yunet"'
+    f"detector=\"haar\" needs cv2.CascadeClassifier, which OpenCV {cv2.__version__} does not have "
+    "(opencv-python 5 removed it and its Haar cascades). Use detector=\"yunet\" (the default, bundled), "
+    'or install OpenCV 4 for Haar: pip install "opencv-python>=4.8,<5"'
 )
 
 

@@ -1,12 +1,15 @@
-"""YuNet (OpenCV's CNN face detector): boxes, scores and five landmarks; weights from the Hub.
+"""YuNet (OpenCV's CNN face detector): boxes, scores and five landmarks; weights in the wheel.
 
-The weights (about 230 kB, MIT licence) are not bundled: they come from a local ``.onnx``
-path, the ``EMOFER_YUNET`` environment variable, or the Hugging Face Hub (cached after the
-first download).
+The weights (about 230 kB, MIT licence) ship inside emofer (``detect/weights/``, checked
+against their sha256 on load); ``EMOFER_YUNET`` or a path / Hub repo id passed to
+:class:`YuNetDetector` picks another file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import os
 from os import PathLike
 from pathlib import Path
@@ -17,13 +20,20 @@ import numpy as np
 from ..errors import DetectorError, ModelLoadError
 from .base import ScaledDetector
 
-__all__ = ["YuNetDetector", "resolve_weights", "cached_weights", "DEFAULT_REPO", "DEFAULT_FILENAME", "ENV_VAR"]
+__all__ = ["YuNetDetector", "resolve_weights", "bundled_weights", "BUNDLED_WEIGHTS", "BUNDLED_SHA256", "HUB_REPO", "HUB_FILENAME",
+           "ENV_VAR"]
 
-DEFAULT_REPO = "opencv/face_detection_yunet"
-DEFAULT_FILENAME = "face_detection_yunet_2023mar.onnx"
-#: Environment variable holding a local path to the YuNet .onnx file (wins over the Hub).
+log = logging.getLogger("emofer")
+
+#: The YuNet weights shipped in the package (see SOURCE.md beside them) and their sha256.
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "face_detection_yunet_2026may.onnx"
+BUNDLED_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+#: OpenCV's YuNet on the Hugging Face Hub, used when a user passes this repo id as ``weights``.
+HUB_REPO = "opencv/face_detection_yunet"
+HUB_FILENAME = "face_detection_yunet_2023mar.onnx"
+#: Environment variable holding a local path to a YuNet .onnx file (wins over the bundled one).
 ENV_VAR = "EMOFER_YUNET"
-#: Images are scaled down so their longer side is at most this many pixels before detection.
+#: Images are scaled down so their longer side is at most this many pixels for the first pass.
 MAX_SIDE = 640
 #: Faces smaller than this many pixels (in the original image) may be missed: detection runs
 #: on a copy scaled so that a face of this size is ``DETECTABLE`` pixels, the size YuNet still
@@ -33,13 +43,23 @@ DETECTABLE = 16
 #: ... but the copy's longer side is never scaled below this many pixels (small frames, e.g.
 #: 320x240 video, are detected at full size).
 MIN_SIDE = 320
+#: Where ``max_side`` shrinks a ``min_face`` face below ``DETECTABLE`` px (images larger than
+#: 1280 px at min_face=32), a second pass runs at the ``min_face`` scale on a copy of at most
+#: this many pixels: the time budget (a 6000x4000 photo's second pass is 3000x2000).
+FINE_MAX_PIXELS = 6_000_000
 SCORE_THRESHOLD = 0.6
 NMS_THRESHOLD = 0.3
 TOP_K = 5000
 
 
 class YuNetDetector(ScaledDetector):
-    """Faces by ``cv2.FaceDetectorYN``: boxes, scores and five landmarks."""
+    """Faces by ``cv2.FaceDetectorYN``: boxes, scores and five landmarks.
+
+    ``weights``: None for ``$EMOFER_YUNET`` or else the bundled file, a local .onnx path, or a
+    Hub repo id (``revision``, ``cache_dir`` and ``local_files_only`` apply to that download).
+    Faces from ``min_face`` px up are found: large images get a second, finer pass (see
+    :meth:`pass_scales`).
+    """
 
     name = "yunet"
     max_side = MAX_SIDE
@@ -76,7 +96,7 @@ class YuNetDetector(ScaledDetector):
         except (cv2.error, AttributeError) as exc:
             raise DetectorError(
                 f"OpenCV could not load YuNet weights from {self.weights} ({exc}); "
-                f"pass the path of a YuNet .onnx file (e.g. {DEFAULT_FILENAME}) and OpenCV >= 4.8"
+                "pass the path of a YuNet .onnx file, or no weights for the bundled one, and OpenCV >= 4.8"
             ) from exc
 
     def working_scale(self, width: int, height: int) -> float:
@@ -85,6 +105,20 @@ class YuNetDetector(ScaledDetector):
         longest = max(width, height)
         factor = max(min(self.max_side, DETECTABLE * longest / self.min_face), min(MIN_SIDE, self.max_side))
         return min(1.0, factor / longest)
+
+    def pass_scales(self, width: int, height: int) -> tuple[float, ...]:
+        """The first pass at :meth:`working_scale`; where that shrinks a ``min_face`` face below
+        ``DETECTABLE`` px, a second at the scale that keeps it ``DETECTABLE`` px, on a copy of at
+        most ``FINE_MAX_PIXELS`` (the time budget: beyond it the smallest face found grows)."""
+        coarse = self.working_scale(width, height)
+        wanted = min(1.0, DETECTABLE / self.min_face)
+        fine = min(wanted, math.sqrt(FINE_MAX_PIXELS / (width * height)))
+        if fine <= coarse:
+            return (coarse,)
+        if fine < wanted:
+            log.debug("yunet: %dx%d image searched at scale %.3f (faces from %.0f px, not %s px: "
+                      "FINE_MAX_PIXELS)", width, height, fine, DETECTABLE / fine, self.min_face)
+        return coarse, fine
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
@@ -106,36 +140,40 @@ def resolve_weights(
     local_files_only: bool = False,
 ) -> Path:
     """The local path of the YuNet weights: ``weights`` (a .onnx path or a Hub repo id), else
-    ``$EMOFER_YUNET``, else the default file of the default Hub repo (downloaded once)."""
+    ``$EMOFER_YUNET``, else the bundled file (its sha256 checked)."""
     from .. import hub
 
     if weights is None and os.environ.get(ENV_VAR):
         weights = os.environ[ENV_VAR]
         if not Path(weights).is_file():
-            raise DetectorError(f"{ENV_VAR}={weights} is not a file; point it at a YuNet .onnx file or unset it")
-    if weights is not None and str(weights).endswith(".onnx") and not Path(weights).is_file():
-        raise DetectorError(f"YuNet weights {weights} not found; pass the path of an existing .onnx file")
+            raise DetectorError(f"{ENV_VAR}={weights} is not a file; point it at a YuNet .onnx file or unset it "
+                                "(emofer then uses its bundled YuNet)")
+    if weights is None:
+        return bundled_weights()
+    if str(weights).endswith(".onnx") and not Path(weights).is_file():
+        raise DetectorError(f"YuNet weights {weights} not found; pass the path of an existing .onnx file, "
+                            "or no weights for the bundled YuNet")
     try:
-        return hub.resolve_file(
-            DEFAULT_REPO if weights is None else weights,
-            DEFAULT_FILENAME,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-        )
+        return hub.resolve_file(weights, HUB_FILENAME, revision=revision, cache_dir=cache_dir,
+                                local_files_only=local_files_only)
     except ModelLoadError as exc:
+        fetch = (f"python -c \"from huggingface_hub import hf_hub_download; "
+                 f"print(hf_hub_download('{weights}', '{HUB_FILENAME}'))\"")
         raise DetectorError(
-            f"{exc}\nThe YuNet face detector needs its weights once: run online once, set "
-            f'{ENV_VAR} to a local {DEFAULT_FILENAME}, or use detector="haar" (no download)'
+            f"could not get the YuNet weights {HUB_FILENAME} of Hub repo {weights} (offline, not cached, or no "
+            f"such repo or file). The bundled YuNet needs no download: pass no weights (detector=\"yunet\"). "
+            f"To use this file, fetch it once while online with `{fetch}` and pass the path it prints"
         ) from exc
 
 
-def cached_weights(
-    *, revision: str | None = None, cache_dir: str | PathLike[str] | None = None
-) -> Path | None:
-    """The YuNet weights if they are available without a network: ``$EMOFER_YUNET`` or the Hub cache."""
-    from .. import hub
-
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
-    return hub.cached_file(DEFAULT_REPO, DEFAULT_FILENAME, revision=revision, cache_dir=cache_dir)
+def bundled_weights() -> Path:
+    """The YuNet weights shipped in the package, after checking their sha256."""
+    try:
+        digest = hashlib.sha256(BUNDLED_WEIGHTS.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DetectorError(f"the bundled YuNet weights {BUNDLED_WEIGHTS} cannot be read ({exc}); "
+                            "reinstall emofer (pip install --force-reinstall emofer)") from exc
+    if digest != BUNDLED_SHA256:
+        raise DetectorError(f"the bundled YuNet weights {BUNDLED_WEIGHTS} are damaged (sha256 {digest}, expected "
+                            f"{BUNDLED_SHA256}); reinstall emofer (pip install --force-reinstall emofer)")
+    return BUNDLED_WEIGHTS
