@@ -138,8 +138,8 @@ class EmotionRecognizer:
         pixels = [load_image(image, color) for image in images]
         return self._predict_pixels(pixels, [None] * len(pixels))
 
-    def predict_video(self, source: int | str | os.PathLike, **kwargs: Any) -> Iterator[FrameResult]:
-        """Per-frame results over a video file or camera; see :func:`emofer.video.analyze_video`."""
+    def predict_video(self, source: int | str | os.PathLike | Iterable[np.ndarray], **kwargs: Any) -> Iterator[FrameResult]:
+        """Per-frame results over a video file, camera or iterable of frames; see :func:`emofer.video.analyze_video`."""
         from .video import analyze_video
 
         return analyze_video(self, source, **kwargs)

@@ -38,6 +38,8 @@ __all__ = [
     "VideoSource",
     "VideoFrame",
     "VideoReader",
+    "FrameIterator",
+    "open_source",
     "iter_frames",
     "IoUTracker",
     "Smoother",
