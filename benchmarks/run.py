@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
-DEFAULT_YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+DEFAULT_YUNET = ROOT / "src" / "emofer" / "detect" / "weights" / "face_detection_yunet_2026may.onnx"  # the bundled YuNet
 DEFAULT_FER_VENV = Path.home() / ".cache" / "emofer-bench" / "fer-venv"
 FER_VERSION = "25.10.3"
 #: fer 25.10.3's own requirements, less facenet-pytorch (installed without its pins, see below).

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FER_ZIP = SHARED / "data" / "fer2013-images.zip"
 FACES_BOXES = SHARED / "data" / "faces-boxes"
-YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
+YUNET = ROOT / "src" / "emofer" / "detect" / "weights" / "face_detection_yunet_2026may.onnx"  # the bundled YuNet
 
 FRAME_SIZES = ((640, 480), (1280, 720))
 FACE_COUNTS = (1, 5)

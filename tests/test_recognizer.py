@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -32,6 +35,20 @@ def test_public_names():
     for name in ("EmotionRecognizer", "Face", "draw", "EmoferError", "ModelLoadError", "ImageReadError"):
         assert hasattr(emofer, name)
     assert callable(emofer.draw)
+
+
+def test_the_default_recognizer_offline_prints_nothing_and_finds_the_face(tmp_path):
+    """from_pretrained() with no arguments, HF_HUB_OFFLINE=1 and empty caches: bundled model and
+    YuNet, not a line on stderr (OpenCV 5 would print a WARN line per YuNet it creates)."""
+    script = ("import emofer, cv2; level = cv2.utils.logging.getLogLevel(); "
+              "r = emofer.EmotionRecognizer.from_pretrained(); "
+              f"print(r.detector.name, len(r.predict({str(need(EXAMPLE_PHOTO, 'example photo'))!r})), "
+              "cv2.utils.logging.getLogLevel() == level)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMOFER_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.split() == ["yunet", "1", "True"]
 
 
 def test_bundled_default_is_a_fer2013_model(bundled):

@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 
 from emofer.boxes import iou_matrix
+from emofer.detect.yunet import BUNDLED_WEIGHTS
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import CropPolicy, expand_box
@@ -65,7 +66,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "framing"
 #: The policies file training/export.py reads by default.
 DEFAULT_POLICIES = DEFAULT_OUT.with_suffix(".json")
-DEFAULT_YUNET = REPO_ROOT.parent / "shared" / "models" / "face_detection_yunet_2026may.onnx"
+#: The YuNet bundled in the package: the file the crop policies are measured on and used with.
+DEFAULT_YUNET = BUNDLED_WEIGHTS
 DETECTORS = ("haar", "yunet")
 
 SEED = 0
@@ -607,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-background", choices=BACKGROUNDS,
                         help="also measure the framing on this background (a sensitivity check)")
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
-    parser.add_argument("--yunet", type=Path, help="YuNet .onnx (default: $EMOFER_YUNET or ../shared/models)")
+    parser.add_argument("--yunet", type=Path, help="YuNet .onnx (default: $EMOFER_YUNET or the bundled one)")
     parser.add_argument("--data", type=Path, help="dataset archive (default: ../shared/data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)

@@ -11,6 +11,9 @@ import hashlib
 import logging
 import math
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 
@@ -90,9 +93,10 @@ class YuNetDetector(ScaledDetector):
 
     def _load(self) -> None:
         try:
-            self._net = cv2.FaceDetectorYN.create(
-                str(self.weights), "", (MAX_SIDE, MAX_SIDE), self.score_threshold, self.nms_threshold, self.top_k
-            )
+            with _opencv_warnings_muted():
+                self._net = cv2.FaceDetectorYN.create(
+                    str(self.weights), "", (MAX_SIDE, MAX_SIDE), self.score_threshold, self.nms_threshold, self.top_k
+                )
         except (cv2.error, AttributeError) as exc:
             raise DetectorError(
                 f"OpenCV could not load YuNet weights from {self.weights} ({exc}); "
@@ -130,6 +134,26 @@ class YuNetDetector(ScaledDetector):
     def __repr__(self) -> str:
         return (f"YuNetDetector({str(self.weights)!r}, score_threshold={self.score_threshold}, "
                 f"min_face={self.min_face}, max_side={self.max_side})")
+
+
+_log_level_lock = threading.Lock()
+
+
+@contextmanager
+def _opencv_warnings_muted() -> Iterator[None]:
+    """OpenCV's own log at ERROR for the block, then as it was: OpenCV 5 prints a WARN line to
+    stderr ("Targets are not supported by the new graph engine") for every YuNet it creates."""
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    with _log_level_lock:
+        level = logging_api.getLogLevel()
+        logging_api.setLogLevel(min(level, logging_api.LOG_LEVEL_ERROR))
+        try:
+            yield
+        finally:
+            logging_api.setLogLevel(level)
 
 
 def resolve_weights(
