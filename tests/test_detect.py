@@ -203,7 +203,7 @@ def test_tiny_and_blank_images_give_no_error(name):
 
 def test_yunet_on_tiny_and_blank_images(yunet_path):
     detector = YuNetDetector()
-    for shape in [(1, 1, 3), (10, 7, 3), (1000, 1200, 3)]:
+    for shape in [(0, 0, 3), (0, 5, 3), (1, 1, 3), (10, 7, 3), (1000, 1200, 3)]:
         assert detector.detect(np.zeros(shape, np.uint8)) == []
 
 

@@ -133,6 +133,8 @@ class ScaledDetector:
         image = check_image(image)
         height, width = image.shape[:2]
         found: list[Detection] = []
+        if image.size == 0:
+            return found
         for factor in self.pass_scales(width, height):
             found += uncovered(self._detect_scaled(image, factor), found)
         # A fixed order (OpenCV's multithreaded search returns boxes in varying order):

@@ -116,7 +116,7 @@ class YuNetDetector(ScaledDetector):
         most ``FINE_MAX_PIXELS`` (the time budget: beyond it the smallest face found grows)."""
         coarse = self.working_scale(width, height)
         wanted = min(1.0, DETECTABLE / self.min_face)
-        fine = min(wanted, math.sqrt(FINE_MAX_PIXELS / (width * height)))
+        fine = min(wanted, math.sqrt(FINE_MAX_PIXELS / max(1, width * height)))
         if fine <= coarse:
             return (coarse,)
         if fine < wanted:
