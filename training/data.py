@@ -260,6 +260,9 @@ class _Reader:
 
 DATA_ROOT = Path(os.environ.get("EMOFER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CACHE = Path(os.environ.get("EMOFER_CACHE", Path.home() / ".cache" / "emofer-training"))
+#: A folder of decoded splits, ``{dataset}-{split}.npz`` in the cache's format, read instead of the
+#: archives when set (a GPU machine gets the data this way: ``python -m training.device``).
+PACKED = os.environ.get("EMOFER_PACKED")
 ARCHIVES = {"fer2013": "fer2013-images.zip", "ferplus": "ferplus.zip"}  # each dataset's archive in DATA_ROOT
 
 
@@ -268,12 +271,17 @@ def load(dataset: str, split: str, classes: Sequence[str], soft: bool = False,
     """Load ``split`` of ``dataset`` ('fer2013' or 'ferplus') restricted to ``classes``, cached."""
     if dataset not in ARCHIVES:
         raise DatasetError(f"unknown dataset {dataset!r}; use 'fer2013' or 'ferplus'")
-    source = Path(root) if root else DATA_ROOT / ARCHIVES[dataset]
-    if not source.exists():
-        raise DatasetError(f"{source} not found; set EMOFER_DATA to the folder holding the archives")
-    stat = source.stat()
-    key = hashlib.sha1(f"{dataset}|{source.resolve()}|{stat.st_size}|{stat.st_mtime}|{split}".encode()).hexdigest()[:16]
-    cached = CACHE / f"{dataset}-{split}-{key}.npz"
+    if PACKED and not root:
+        cached = Path(PACKED) / f"{dataset}-{split}.npz"
+        if not cached.is_file():
+            raise DatasetError(f"{cached} not found; EMOFER_PACKED names a folder without {dataset} {split}")
+    else:
+        source = Path(root) if root else DATA_ROOT / ARCHIVES[dataset]
+        if not source.exists():
+            raise DatasetError(f"{source} not found; set EMOFER_DATA to the folder holding the archives")
+        stat = source.stat()
+        key = hashlib.sha1(f"{dataset}|{source.resolve()}|{stat.st_size}|{stat.st_mtime}|{split}".encode()).hexdigest()[:16]
+        cached = CACHE / f"{dataset}-{split}-{key}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
         faces = FaceSet(z["pixels"], z["labels"], emotion_names(z["classes"]), split,

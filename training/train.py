@@ -13,11 +13,16 @@ import logging
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+#: The Keras backend unless KERAS_BACKEND (or --backend) names another: "torch" trains on a GPU
+#: machine; the run folders and .keras files are the same on either.
+DEFAULT_BACKEND = "tensorflow"
+BACKENDS = ("tensorflow", "torch", "jax")
+os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
 
 import keras
 import numpy as np
@@ -150,6 +155,16 @@ def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     log.info("initialised %d layers from %s", copied, checkpoint)
 
 
+def machine() -> str:
+    """This machine in a few words for recipe.json: processor, cores and the GPU Keras trains on, if any."""
+    words = f"{platform.machine()} {os.cpu_count()} cpus"
+    if keras.backend.backend() == "torch":
+        import torch
+        if torch.cuda.is_available():
+            words += f", {torch.cuda.get_device_name(0)}"
+    return words
+
+
 def write_json(path: Path, obj) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (a temporary file, then a rename)."""
     tmp = path.with_suffix(".tmp")
@@ -176,7 +191,7 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
 
     recipe_record = {**recipe, "classes": list(classes), "keras": keras.__version__,
                      "backend": keras.backend.backend(), "python": platform.python_version(),
-                     "machine": f"{platform.machine()} {os.cpu_count()} cpus", "command": " ".join(sys.argv)}
+                     "machine": machine(), "command": " ".join(sys.argv)}
     write_json(run / "recipe.json", recipe_record)
 
     keras.utils.set_random_seed(seed + state["epoch"])
@@ -226,7 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (the head too when the classes match)")
     parser.add_argument("--teacher", action="append", type=Path, metavar="RUN_DIR",
                         help="distil from this finished run (repeat for an ensemble); the recipe needs a distill block")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help=f"Keras backend (default: $KERAS_BACKEND, else {DEFAULT_BACKEND}); runs in a new process "
+                             "when it differs from this one's")
     args = parser.parse_args(argv)
+    if args.backend and args.backend != keras.backend.backend():  # fixed at import: start again under it
+        env = {**os.environ, "KERAS_BACKEND": args.backend}
+        return subprocess.run([sys.executable, "-m", "training.train", *(sys.argv[1:] if argv is None else argv)],
+                              env=env).returncode
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     recipe = load_recipe(args.recipe)
     recipe["name"] = recipe.get("name", Path(args.recipe).stem)
