@@ -26,6 +26,7 @@ from emofer.video import (
     write_video,
 )
 
+from .conftest import FACES_BOXES, need
 from .video_fixtures import FPS, SIZE, face_video, yunet_recognizer  # noqa: F401  (fixtures)
 
 FACE_FRAMES, BLANK_FRAMES = 12, 3
@@ -142,6 +143,7 @@ def test_smoother_forgets_ended_tracks():
 
 @pytest.mark.data
 def test_analyze_video_gives_one_result_per_frame_with_stable_tracks(yunet_recognizer, face_video):
+    need(FACES_BOXES / "images", "faces-boxes photos (the video pans across a photo with several faces)")
     results = list(analyze_video(yunet_recognizer, face_video))
     assert [r.frame_index for r in results] == list(range(FACE_FRAMES + BLANK_FRAMES))
     assert all(r.faces for r in results[:FACE_FRAMES]) and not any(r.faces for r in results[FACE_FRAMES:])
