@@ -406,7 +406,8 @@ def train_one(recipe_path: Path, run: Path, deadline: float, fixed_epochs: int |
     else:
         timing = time_run(recipe, random_faces=False)
         epochs = fit_epochs(timing["epoch_seconds"], deadline - time.time())
-        recipe["epochs"] = min(epochs, max_epochs) if max_epochs else epochs
+        # at least one epoch after the warm-up: train's cosine schedule needs decay steps
+        recipe["epochs"] = max(min(epochs, max_epochs) if max_epochs else epochs, int(recipe.get("warmup_epochs", 1)) + 1)
         timing.update(epochs=recipe["epochs"], startup=time.time() - began)
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "device-timing.json", timing)
