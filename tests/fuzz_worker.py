@@ -39,6 +39,19 @@ def handle(recognizer, kind: bytes, data: bytes, scratch: Path) -> dict[str, str
         return {"unexpected": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
+def peak_mib() -> int:
+    """This process's peak resident memory in MiB: VmHWM on Linux (ru_maxrss would include the
+    parent's peak at fork, kept across exec), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // scale
+
+
 def main() -> int:
     from emofer import EmotionRecognizer
 
@@ -53,7 +66,7 @@ def main() -> int:
             return 0
         kind, (length,) = head[:1], struct.unpack("<I", head[1:])
         outcome = handle(recognizer, kind, stdin.read(length), scratch)
-        outcome["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: KiB
+        outcome["peak_mib"] = peak_mib()
         stdout.write(json.dumps(outcome) + "\n")
         stdout.flush()
 
