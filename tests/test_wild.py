@@ -31,3 +31,11 @@ def test_read_faces_groups_labelled_boxes_by_photo():
     photos = wild.read_faces(archive)
     assert sum(len(faces) for faces in photos.values()) == 729 and len(photos) == 700
     assert {f.label for faces in photos.values() for f in faces} == set(wild.EMOTIONS)
+
+
+def test_perface_times_a_bundled_model(capsys):
+    from benchmarks import perface
+
+    median, fastest, slowest = perface.per_face_ms("emofer/fer5-int8")
+    assert 0.0 < fastest <= median <= slowest
+    assert perface.main(["emofer/fer5-int8"]) == 0 and "ms per face" in capsys.readouterr().out
