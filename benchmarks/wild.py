@@ -136,7 +136,8 @@ def evaluate_fer(photos: dict[str, list[LabelledFace]], archive: Path = ARCHIVE,
 
 def markdown(results: Sequence[dict], command: str) -> str:
     """docs/wild.md: one row per model, then each model's confusion matrix."""
-    lines = ["# Real photos: expw-dev end to end", "", __doc__.split("\n\n", 1)[1].strip(), "",
+    usage, about = __doc__.split("\n\n", 2)[1:]
+    lines = ["# Real photos: expw-dev end to end", "", "```", usage.strip(), "```", "", about.strip(), "",
              f"Command: `{command}`", "",
              "| model | detector | accuracy | macro recall | " + " | ".join(EMOTIONS)
              + " | faces found | ms per photo |",
