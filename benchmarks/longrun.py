@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.memory import rss_mib, write_json
+from benchmarks.memory import command_line, rss_mib, rss_summary, write_json
 from emofer import EmotionRecognizer, hub, video
 from emofer.detect import YuNetDetector
 
@@ -113,21 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     recognizer = EmotionRecognizer.from_pretrained(args.model, detector=detector)
     outcome = run(recognizer, frames, args.every, args.seconds)
     samples = outcome.pop("samples")
-    rss = [s["rss_mib"] for s in samples]
-    warm = samples[1]["rss_mib"] if len(samples) > 2 else rss[0]
+    memory = rss_summary(samples)
+    rss, warm = [s["rss_mib"] for s in samples], memory["after_first_sample_mib"]
     result = {
-        "command": " ".join(["python -m benchmarks.longrun", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
+        "command": command_line("benchmarks.longrun", argv),
         "model": recognizer.config.name,
         "detector": recognizer.detector.name,
         "frame_size": [WIDTH, HEIGHT],
         "frames_asked": frames,
         **outcome,
         "video_minutes_run": round(outcome["frames_run"] / args.fps / 60, 2),
-        "start_mib": rss[0],
-        "after_first_sample_mib": warm,
-        "end_mib": rss[-1],
-        "max_mib": max(rss),
-        "growth_after_first_sample_mib": round(rss[-1] - warm, 2),
+        **memory,
         "max_after_first_sample_mib": max(rss[1:]) if len(rss) > 1 else rss[0],
         "ms_per_frame": round(1000.0 * samples[-1]["seconds"] / max(1, outcome["frames_run"]), 2),
         "python": platform.python_version(),

@@ -69,19 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the bundled {hub.DEFAULT_MODEL} is not installed; pass --model FOLDER")
     recognizer = EmotionRecognizer.from_pretrained(args.model, detector="none")
     samples = run(recognizer, args.photo, args.n, args.every)
-    rss = [s["rss_mib"] for s in samples]
-    after_warmup = samples[1]["rss_mib"] if len(samples) > 2 else rss[0]
+    memory = rss_summary(samples)
     result = {
-        "command": " ".join(["python -m benchmarks.memory", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
+        "command": command_line("benchmarks.memory", argv),
         "model": recognizer.config.name,
         "photo": args.photo.name,
         "faces_per_call": len(BOXES),
         "predictions": args.n,
-        "start_mib": rss[0],
-        "end_mib": rss[-1],
-        "max_mib": max(rss),
-        "growth_mib": round(rss[-1] - rss[0], 2),
-        "growth_after_first_sample_mib": round(rss[-1] - after_warmup, 2),
+        **memory,
+        "growth_mib": round(memory["end_mib"] - memory["start_mib"], 2),
         "ms_per_call": round(1000.0 * samples[-1]["seconds"] / max(1, args.n), 3),
         "python": platform.python_version(),
         "samples": samples,
@@ -92,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
           f"({result['growth_after_first_sample_mib']:+.1f} MiB after the first sample); max {result['max_mib']:.1f} MiB")
     write_json(args.out, result)
     return 0
+
+
+def rss_summary(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Resident memory over a run's samples: at the start, after the first (warm-up) sample, at the
+    end, the maximum, and the growth after warm-up (a leak shows there)."""
+    rss = [s["rss_mib"] for s in samples]
+    warm = samples[1]["rss_mib"] if len(samples) > 2 else rss[0]
+    return {"start_mib": rss[0], "after_first_sample_mib": warm, "end_mib": rss[-1], "max_mib": max(rss),
+            "growth_after_first_sample_mib": round(rss[-1] - warm, 2)}
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The ``python -m MODULE ARGS`` line a result records (``argv`` None: this process's arguments)."""
+    return " ".join([f"python -m {module}", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
 
 
 def write_json(path: Path, result: dict) -> None:
