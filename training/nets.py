@@ -8,15 +8,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import keras
 from keras import layers
 
-from training.data import emotion_names
+from training.runs import Run
 
 NETWORKS: dict[str, Callable[..., keras.Model]] = {}
 
@@ -36,10 +34,7 @@ def load(path: str | os.PathLike, compile: bool = True) -> keras.Model:
 def run_classes(run: str | os.PathLike) -> tuple[str, ...]:
     """The class names a run folder was trained on, in output order (its recipe.json), in emofer's
     vocabulary (a FER+ run recorded before the rename says "happiness" for "happy")."""
-    recipe = Path(run) / "recipe.json"
-    if not recipe.is_file():
-        raise FileNotFoundError(f"{recipe} does not exist; is {run} a run folder of python -m training.train?")
-    return emotion_names(json.loads(recipe.read_text())["classes"])
+    return Run(run).classes
 
 
 def pick_classes(probabilities, classes: Sequence[str], wanted: Sequence[str], who: str = "model"):

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .errors import ImageReadError
+
+if TYPE_CHECKING:  # config imports this module
+    from .config import ModelConfig
 
 __all__ = [
     "CropPolicy",
@@ -25,6 +29,7 @@ __all__ = [
     "resize_face",
     "normalize",
     "to_tensor",
+    "model_input",
     "check_pixels",
 ]
 
@@ -160,6 +165,15 @@ def to_tensor(
             batch[i] = resize_face(_to_bgr(face), size)
     tensor = normalize(batch, norm)
     return tensor[..., None] if channels == 1 else tensor
+
+
+def model_input(faces: Sequence[np.ndarray] | np.ndarray, config: ModelConfig) -> np.ndarray:
+    """A batch of uint8 face crops, (N, H, W) or (N, H, W, C), as ``config``'s model input.
+
+    The size, channels and normalisation all come from ``config`` (training passes its run's
+    draft config.json), so training and serving make the same tensor from the same crops.
+    """
+    return to_tensor(faces, config.input.size, config.input.channels, config.normalize)
 
 
 def check_pixels(image: np.ndarray, what: str = "a face crop") -> np.ndarray:
