@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import DEFAULT_FER_VENV, ROOT, Runner, ensure_fer_venv
+from benchmarks.run import DEFAULT_FER_VENV, ROOT, TEMPLATES, Runner, ensure_fer_venv
 from emofer import EmotionRecognizer
 from training import data
+from training.report import render, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,14 +50,25 @@ def main(argv: list[str] | None = None) -> int:
                      "fer": round(fer_accuracy, 4)})
     command = "python -m benchmarks.accuracy" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "split": "PrivateTest", "rows": rows}, indent=2) + "\n")
-    table = ["| task | emofer model | PrivateTest faces | emofer | fer 25.10.3 |", "|---|---|---:|---:|---:|"]
-    table += [f"| {r['task']} | `{r['model']}` | {r['faces']} | {r['emofer']:.4f} | {r['fer']:.4f} |" for r in rows]
-    args.out.with_suffix(".md").write_text(
-        "# Accuracy: emofer and fer on the same crops\n\n" + (__doc__.split("\n\n", 2)[2]) + "\n"
-        + "\n".join(table) + f"\n\nCommand: `{command}`\n")
-    print("\n".join(table))
+    record = {"command": command, "split": "PrivateTest", "rows": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(record))
+    print(accuracy_table(rows))
     return 0
+
+
+def accuracy_table(rows: list[dict]) -> str:
+    """One row per bundled model: its task, PrivateTest faces, emofer's and fer's accuracy."""
+    return table(["task", "emofer model", "PrivateTest faces", "emofer", "fer 25.10.3"],
+                 [[r["task"], f"`{r['model']}`", r["faces"], f"{r['emofer']:.4f}", f"{r['fer']:.4f}"] for r in rows],
+                 "llrrr")
+
+
+def markdown(record: dict) -> str:
+    """comparison.md from comparison.json's dict (command, split, rows)."""
+    return render("comparison.md.tmpl", {"about": __doc__.split("\n\n", 2)[2].strip(),
+                                         "table": accuracy_table(record["rows"]), "command": record["command"]},
+                  TEMPLATES)
 
 
 if __name__ == "__main__":

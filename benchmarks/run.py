@@ -32,9 +32,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from training.report import bullets, render, table
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
+#: The reports' Markdown templates (benchmarks.md.tmpl and its parts).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_YUNET = ROOT / "src" / "emofer" / "detect" / "weights" / "face_detection_yunet_2026may.onnx"  # the bundled YuNet
 DEFAULT_FER_VENV = Path.home() / ".cache" / "emofer-bench" / "fer-venv"
 FER_VERSION = "25.10.3"
@@ -378,191 +382,175 @@ def _columns(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return cols
 
 
+QUICK_NOTICE = ("> **Quick run**: a few iterations only, for checking that the benchmark works. Do not quote\n"
+                "> these figures.\n\n")
+
+
 def markdown(result: dict[str, Any]) -> str:
+    """OUT.md from OUT.json's dict: summary, headline ratios, then one section per measurement."""
+    emofer, fer, fl, v = result["emofer"], result.get("fer", {}), result["floor"], result["inputs"]
+    heads = headline(result)
+    return render("benchmarks.md.tmpl", {
+        "emofer_version": result["versions"]["emofer"].get("emofer", "?"), "model": emofer["model"],
+        "fer_measured": f"fer {fer['versions'].get('fer')}" if "classify" in fer else "fer (not measured in this run)",
+        "notices": QUICK_NOTICE * (result["mode"] == "quick") + (
+            "fer was not measured: " + " / ".join(line.strip() for line in str(fer["skipped"]).splitlines()
+                                                  if line.strip()) + "\n\n" if fer.get("skipped") else ""),
+        "machine": bullets(_machine_lines(result)),
+        "summary_table": table(["figure", "emofer", "fer"], _summary_rows(result)),
+        "headlines": "\n## Headline ratios\n\nFrom the medians above (emofer / fer, or fer / emofer for times):\n\n"
+                     + bullets(heads) + "\n" if heads else "",
+        "crops": v["crops"], "emofer_input": _get(emofer, "classify", "threads_1", "input"),
+        "classify_table": _classify_table(result), "sweep": _sweep(result), "e2e_table": _e2e_table(result),
+        "video_seconds": f"{v['video_frames'] / v['video_fps']:.0f}",
+        "video_size": "x".join(map(str, v["video_size"][:2])),
+        "video_fps": v["video_fps"], "video_faces": v["video_faces"],
+        "video_table": table(["library, detector", "frames/s", "ms per frame", "faces per frame", "peak RSS (MiB)"],
+                             [[f"{lib} {det}", res["fps"], _fmt(res["frame_ms"]), res["faces_per_frame"],
+                               res.get("peak_rss_mib")]
+                              for lib in ("emofer", "fer") for det, res in (_get(result, lib, "video") or {}).items()]),
+        "cold_detector": _get(emofer, "cold", "detector"), "cold_table": _cold_table(result),
+        "sizes": bullets(_size_lines(result)),
+        "floor_model": fl["model_macs"]["model"], "floor_macs": f"{fl['model_macs']['macs'] / 1e6:.1f}",
+        "floor_params": f"{fl['model_macs']['params'] / 1e6:.2f}",
+        "floor_macs_by_op": ", ".join(f"{k} {n / 1e6:.1f} M" for k, n in fl["model_macs"]["macs_by_op"].items()),
+        "peak_method": fl["peak"]["method"], "peak_best": fl["peak"]["gflops_best"],
+        "peak_median": fl["peak"]["gflops_median"], "floor_ms": f"{fl['floor_ms_per_face']:.3f}",
+        "floor_table": table(["measured on 1 thread", "ms per face", "x floor"],
+                             [[key.replace("_", " "), f"{value:.3f}", fl["times_floor"].get(key)]
+                              for key, value in fl["measured_ms_per_face"].items()]),
+        "fer_model": render("benchmarks_fer_model.md.tmpl", {
+            "input": "x".join(map(str, fer["model_macs"]["input"][:2])),
+            "macs": f"{fer['model_macs']['macs'] / 1e6:.1f}",
+            "params": f"{fer['model_macs']['params'] / 1e3:.0f}"}, TEMPLATES) if "model_macs" in fer else "",
+        "notes": "".join(f"- {note}\n" for note in result.get("notes", [])),
+        "command": result["command"], "started": result["started_utc"], "duration": f"{result['duration_s']:.0f}",
+        "settings": ", ".join(f"{k} {value}" for k, value in result["settings"].items()),
+    }, TEMPLATES)
+
+
+def _machine_lines(result: dict[str, Any]) -> list[str]:
+    """The CPU, memory, load and package versions on each side."""
+    m, fer = result["machine"], result.get("fer", {})
+    lines = [f"CPU: {m.get('cpu_model')} ({m.get('physical_cores')} physical cores, {m.get('logical_cpus')} logical; "
+             f"{', '.join(m.get('simd', []))})",
+             f"RAM: {m.get('ram_gib')} GiB; {m.get('platform')}; Python {m.get('python')}",
+             f"load average (1, 5, 15 min) at start {m.get('load_average_start')}, at end {m.get('load_average_end')}",
+             f"emofer side: {', '.join(f'{k} {v}' for k, v in result['versions']['emofer'].items())}"]
+    if "classify" in fer:
+        lines.append(f"fer side (own venv): {', '.join(f'{k} {v}' for k, v in fer['versions'].items())}")
+    return lines
+
+
+def _summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """(figure, emofer, fer) for the summary table; fer's cells are '—' when fer was not measured."""
     emofer, fer = result["emofer"], result.get("fer", {})
-    m = result["machine"]
-    have_fer = "classify" in fer
-    lines = [
-        "# Speed: emofer and fer",
-        "",
-        f"emofer {result['versions']['emofer'].get('emofer', '?')} (model `{emofer['model']}`) and "
-        + (f"fer {fer['versions'].get('fer')}" if have_fer else "fer (not measured in this run)")
-        + ", measured in one run on the same inputs. Every figure is the **median** with the",
-        "interquartile range in brackets, over repeated runs after warm-up; each measurement runs in a",
-        "fresh process. Lower is better for times, higher for rates. The JSON beside this file has",
-        "p10/p90, min/max and the counts.",
-        "",
-    ]
-    if result["mode"] == "quick":
-        lines += ["> **Quick run**: a few iterations only, for checking that the benchmark works. Do not quote",
-                  "> these figures.", ""]
-    if fer.get("skipped"):
-        reason = " / ".join(line.strip() for line in str(fer["skipped"]).splitlines() if line.strip())
-        lines += [f"fer was not measured: {reason}", ""]
-    lines += [
-        "## Machine",
-        "",
-        f"- CPU: {m.get('cpu_model')} ({m.get('physical_cores')} physical cores, {m.get('logical_cpus')} logical; "
-        f"{', '.join(m.get('simd', []))})",
-        f"- RAM: {m.get('ram_gib')} GiB; {m.get('platform')}; Python {m.get('python')}",
-        f"- load average (1, 5, 15 min) at start {m.get('load_average_start')}, at end {m.get('load_average_end')}",
-        f"- emofer side: {', '.join(f'{k} {v}' for k, v in result['versions']['emofer'].items())}",
-    ]
-    if have_fer:
-        lines.append(f"- fer side (own venv): {', '.join(f'{k} {v}' for k, v in fer['versions'].items())}")
-    lines += ["", "## Summary", ""]
-    header = "| figure | emofer | fer |"
-    lines += [header, "|---|---|---|"]
-
-    def row(title: str, a: str, b: str) -> None:
-        lines.append(f"| {title} | {a} | {b if have_fer else '—'} |")
-
-    row("cold start: import + load (s)", _fmt(_get(emofer, "cold", "import_load_s"), digits=2),
-        _fmt(_get(fer, "cold", "import_load_s"), digits=2))
-    row("cold start: first result after load (s)", _fmt(_get(emofer, "cold", "first_predict_s"), digits=3),
-        _fmt(_get(fer, "cold", "first_predict_s"), digits=3))
-    for key, label in (("threads_1", "1 thread"), ("threads_default", "default threads")):
-        row(f"classify 1 face, batch 1, {label} (ms)", _fmt(_get(emofer, "classify", key, "latency_ms"), digits=3),
-            _fmt(_get(fer, "classify", key, "latency_ms"), digits=3))
-    for batch in result["settings"]["batches"]:
-        for key, label in (("threads_1", "1 thread"), ("threads_default", "default threads")):
-            row(f"classify batch {batch}, {label} (faces/s)",
-                _fmt(_get(emofer, "classify", key, "throughput", str(batch), "faces_per_s"), digits=0),
-                _fmt(_get(fer, "classify", key, "throughput", str(batch), "faces_per_s"), digits=0))
-    default_det = main_detector(emofer.get("detectors", []))
-    for key, label in FRAME_SETS:
-        row(f"predict, {label} (ms; emofer {default_det}, fer default)",
-            _fmt(_get(emofer, "e2e", default_det, "frames", key, "ms")),
-            _fmt(_get(fer, "e2e", "haar", "frames", key, "ms")))
-    vd = default_det if default_det in emofer.get("video", {}) else next(iter(emofer.get("video", {})), None)
-    row(f"video 640x480 (frames/s; emofer {vd}, fer default)", str(_get(emofer, "video", vd, "fps") or "—"),
-        str(_get(fer, "video", "haar", "fps") or "—"))
-    row("peak RSS, predict process (MiB)", str(_get(emofer, "e2e", default_det, "peak_rss_mib") or "—"),
-        str(_get(fer, "e2e", "haar", "peak_rss_mib") or "—"))
-    row("installed size of the dependencies (MiB)", str(_get(emofer, "size", "dependencies", "total_mib") or "—"),
-        str(_get(fer, "size", "total_mib") or "—"))
+    rows = [["cold start: import + load (s)", _fmt(_get(emofer, "cold", "import_load_s"), digits=2),
+             _fmt(_get(fer, "cold", "import_load_s"), digits=2)],
+            ["cold start: first result after load (s)", _fmt(_get(emofer, "cold", "first_predict_s"), digits=3),
+             _fmt(_get(fer, "cold", "first_predict_s"), digits=3)]]
+    threads = (("threads_1", "1 thread"), ("threads_default", "default threads"))
+    rows += [[f"classify 1 face, batch 1, {label} (ms)", _fmt(_get(emofer, "classify", key, "latency_ms"), digits=3),
+              _fmt(_get(fer, "classify", key, "latency_ms"), digits=3)] for key, label in threads]
+    rows += [[f"classify batch {batch}, {label} (faces/s)",
+              *(_fmt(_get(side, "classify", key, "throughput", str(batch), "faces_per_s"), digits=0)
+                for side in (emofer, fer))]
+             for batch in result["settings"]["batches"] for key, label in threads]
+    det = main_detector(emofer.get("detectors", []))
+    rows += [[f"predict, {label} (ms; emofer {det}, fer default)", _fmt(_get(emofer, "e2e", det, "frames", key, "ms")),
+              _fmt(_get(fer, "e2e", "haar", "frames", key, "ms"))] for key, label in FRAME_SETS]
+    vd = det if det in emofer.get("video", {}) else next(iter(emofer.get("video", {})), None)
+    rows += [[f"video 640x480 (frames/s; emofer {vd}, fer default)", str(_get(emofer, "video", vd, "fps") or "—"),
+              str(_get(fer, "video", "haar", "fps") or "—")],
+             ["peak RSS, predict process (MiB)", str(_get(emofer, "e2e", det, "peak_rss_mib") or "—"),
+              str(_get(fer, "e2e", "haar", "peak_rss_mib") or "—")],
+             ["installed size of the dependencies (MiB)", str(_get(emofer, "size", "dependencies", "total_mib") or "—"),
+              str(_get(fer, "size", "total_mib") or "—")]]
     var = emofer.get("variant")
     if var:
-        row(f"classify 1 face, batch 1, 1 thread (ms), `{var['model']}`",
-            _fmt(_get(var, "classify", "threads_1", "latency_ms"), digits=3),
-            _fmt(_get(fer, "classify", "threads_1", "latency_ms"), digits=3))
-        row(f"predict, 640x480, 1 face (ms; `{var['model']}` {var['detector']}, fer default)",
-            _fmt(_get(var, "e2e", var["detector"], "frames", "frame_640x480_1", "ms")),
-            _fmt(_get(fer, "e2e", "haar", "frames", "frame_640x480_1", "ms")))
-    row("model: multiply-accumulates per face (M)", f"{result['floor']['model_macs']['macs'] / 1e6:.1f}",
-        f"{fer['model_macs']['macs'] / 1e6:.1f}" if "model_macs" in fer else "—")
+        rows += [[f"classify 1 face, batch 1, 1 thread (ms), `{var['model']}`",
+                  _fmt(_get(var, "classify", "threads_1", "latency_ms"), digits=3),
+                  _fmt(_get(fer, "classify", "threads_1", "latency_ms"), digits=3)],
+                 [f"predict, 640x480, 1 face (ms; `{var['model']}` {var['detector']}, fer default)",
+                  _fmt(_get(var, "e2e", var["detector"], "frames", "frame_640x480_1", "ms")),
+                  _fmt(_get(fer, "e2e", "haar", "frames", "frame_640x480_1", "ms"))]]
+    rows.append(["model: multiply-accumulates per face (M)", f"{result['floor']['model_macs']['macs'] / 1e6:.1f}",
+                 f"{fer['model_macs']['macs'] / 1e6:.1f}" if "model_macs" in fer else "—"])
+    return [[title, a, b if "classify" in fer else "—"] for title, a, b in rows]
 
-    heads = headline(result)
-    if heads:
-        lines += ["", "## Headline ratios", "", "From the medians above (emofer / fer, or fer / emofer for times):", ""]
-        lines += [f"- {h}" for h in heads]
-    lines += ["", "## Classifying pre-cropped faces", "",
-              f"{result['inputs']['crops']} FER2013 PrivateTest faces (48x48 grey), each library resizing them to its "
-              "model's input (emofer: "
-              f"{_get(emofer, 'classify', 'threads_1', 'input')}; fer: 64x64x1) and normalising as its own pipeline "
-              "does. \"network\" is the model call alone on ready tensors.", "",
-              "| library | threads | batch 1 (ms) | network, batch 1 (ms) | "
-              + " | ".join(f"batch {b} (faces/s)" for b in result["settings"]["batches"])
-              + " | peak RSS (MiB) |",
-              "|---|---|---|---|" + "---|" * len(result["settings"]["batches"]) + "---|"]
-    for lib, data in (("emofer", emofer), ("fer", fer)):
-        for key, res in (data.get("classify") or {}).items():
-            name = lib if lib == "emofer" else f"fer {'keras' if 'keras' in key else 'tflite'}"
-            rates = " | ".join(_fmt(_get(res, "throughput", str(b), "faces_per_s"), digits=0)
-                               for b in result["settings"]["batches"])
-            lines.append(f"| {name} | {res.get('threads') or 'default'} | {_fmt(res['latency_ms'], digits=3)} | "
-                         f"{_fmt(res['network_latency_ms'], digits=3)} | {rates} | {res.get('peak_rss_mib')} |")
 
-    sweeps = {key: res["network_batch_sweep_faces_per_s"] for key, res in (emofer.get("classify") or {}).items()
+def _classify_table(result: dict[str, Any]) -> str:
+    """Per library and thread setting: latency at batch 1, network alone, throughput per batch size."""
+    batches = result["settings"]["batches"]
+    rows = []
+    for lib, side in (("emofer", result["emofer"]), ("fer", result.get("fer", {}))):
+        for key, res in (side.get("classify") or {}).items():
+            rows.append([lib if lib == "emofer" else f"fer {'keras' if 'keras' in key else 'tflite'}",
+                         res.get("threads") or "default", _fmt(res["latency_ms"], digits=3),
+                         _fmt(res["network_latency_ms"], digits=3),
+                         *(_fmt(_get(res, "throughput", str(b), "faces_per_s"), digits=0) for b in batches),
+                         res.get("peak_rss_mib")])
+    return table(["library", "threads", "batch 1 (ms)", "network, batch 1 (ms)",
+                  *(f"batch {b} (faces/s)" for b in batches), "peak RSS (MiB)"], rows)
+
+
+def _sweep(result: dict[str, Any]) -> str:
+    """emofer's network-only throughput by batch size (a paragraph and a table), or '' without the sweep."""
+    classify = result["emofer"].get("classify") or {}
+    sweeps = {key: res["network_batch_sweep_faces_per_s"] for key, res in classify.items()
               if res.get("network_batch_sweep_faces_per_s")}
-    if sweeps:
-        sizes = list(next(iter(sweeps.values())))
-        lines += ["", f"emofer's network alone by batch size (faces/s; `EmotionRecognizer.classify` splits input "
-                  f"into batches of {result.get('emofer_default_batch_size', 'DEFAULT_BATCH_SIZE')}):", "",
-                  "| threads | " + " | ".join(f"batch {b}" for b in sizes) + " |", "|---|" + "---|" * len(sizes)]
-        for key, sweep in sweeps.items():
-            lines.append(f"| {'1' if key == 'threads_1' else 'default'} | "
-                         + " | ".join(_fmt(sweep.get(b), digits=0) for b in sizes) + " |")
+    if not sweeps:
+        return ""
+    sizes = list(next(iter(sweeps.values())))
+    rows = [["1" if key == "threads_1" else "default", *(_fmt(sweep.get(b), digits=0) for b in sizes)]
+            for key, sweep in sweeps.items()]
+    return (f"\nemofer's network alone by batch size (faces/s; `EmotionRecognizer.classify` splits input into batches "
+            f"of {result.get('emofer_default_batch_size', 'DEFAULT_BATCH_SIZE')}):\n\n"
+            + table(["threads", *(f"batch {b}" for b in sizes)], rows) + "\n")
 
+
+def _e2e_table(result: dict[str, Any]) -> str:
+    """Milliseconds (faces found) per image set and end-to-end column, then detection alone and peak RSS."""
     cols = _columns(result)
-    lines += ["", "## End to end: detection + classification", "",
-              "`predict(frame)` (emofer) and `detect_emotions(frame)` (fer), default threads; milliseconds per image, "
-              "then (faces found per image). Frames are FER2013 faces upscaled into blurred real photos; "
-              "the photos are faces-boxes' 9 colour photos with 43 faces.", "",
-              "| image | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---|" * len(cols)]
-    for key, label in FRAME_SETS:
-        cells = []
-        for _, lib, det in cols:
-            res = _get(result, lib, "e2e", det, "frames", key)
-            cells.append(f"{_fmt(res['ms'])} ({res['faces_found_per_frame']})" if res else "—")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    cells = []
-    for _, lib, det in cols:
-        res = _get(result, lib, "e2e", det, "frames", "frame_640x480_1")
-        cells.append(_fmt(res["detect_ms"]) if res else "—")
-    lines.append("| detection alone, 640x480 1 face | " + " | ".join(cells) + " |")
-    lines.append("| peak RSS (MiB) | " + " | ".join(str(_get(result, lib, "e2e", det, "peak_rss_mib")) for _, lib, det in cols) + " |")
 
-    v = result["inputs"]
-    lines += ["", "## Video", "",
-              f"A {v['video_frames'] / v['video_fps']:.0f} s video ({v['video_size'][0]}x{v['video_size'][1]}, "
-              f"{v['video_fps']} fps, {v['video_faces']} moving faces): emofer `analyze_video` (tracking and smoothing "
-              "included); fer: OpenCV decoding + `detect_emotions` per frame. Decoding is included in both.", "",
-              "| library, detector | frames/s | ms per frame | faces per frame | peak RSS (MiB) |", "|---|---|---|---|---|"]
-    for lib in ("emofer", "fer"):
-        for det, res in (_get(result, lib, "video") or {}).items():
-            lines.append(f"| {lib} {det} | {res['fps']} | {_fmt(res['frame_ms'])} | {res['faces_per_frame']} | "
-                         f"{res.get('peak_rss_mib')} |")
+    def cell(lib: str, det: str, key: str, show: Any) -> str:
+        res = _get(result, lib, "e2e", det, "frames", key)
+        return show(res) if res else "—"
 
-    lines += ["", "## Cold start", "",
-              "A fresh process: `import emofer` + `EmotionRecognizer.from_pretrained(model)` (detector auto = "
-              f"{_get(emofer, 'cold', 'detector')} here) against `from fer.fer import FER` + `FER()`; then the first prediction on a 640x480 frame.", "",
-              "| library | import (s) | load (s) | import + load (s) | first result (s) | whole process (s) | peak RSS (MiB) |",
-              "|---|---|---|---|---|---|---|"]
+    rows = [[label, *(cell(lib, det, key, lambda r: f"{_fmt(r['ms'])} ({r['faces_found_per_frame']})")
+                      for _, lib, det in cols)] for key, label in FRAME_SETS]
+    rows.append(["detection alone, 640x480 1 face",
+                 *(cell(lib, det, "frame_640x480_1", lambda r: _fmt(r["detect_ms"])) for _, lib, det in cols)])
+    rows.append(["peak RSS (MiB)", *(str(_get(result, lib, "e2e", det, "peak_rss_mib")) for _, lib, det in cols)])
+    return table(["image", *(title for title, _, _ in cols)], rows)
+
+
+def _cold_table(result: dict[str, Any]) -> str:
+    """Import, load, first result and whole process of a fresh process, per library."""
+    rows = []
     for lib in ("emofer", "fer"):
         c = _get(result, lib, "cold")
         if c:
-            lines.append(f"| {lib} | {_fmt(c['import_s'], digits=2)} | {_fmt(c['load_s'], digits=3)} | "
-                         f"{_fmt(c['import_load_s'], digits=2)} | {_fmt(c['first_predict_s'], digits=3)} | "
-                         f"{_fmt(c['process_wall_s'], digits=2)} | {_fmt(c['peak_rss_mib'], digits=0)} |")
+            rows.append([lib, _fmt(c["import_s"], digits=2), _fmt(c["load_s"], digits=3),
+                         _fmt(c["import_load_s"], digits=2), _fmt(c["first_predict_s"], digits=3),
+                         _fmt(c["process_wall_s"], digits=2), _fmt(c["peak_rss_mib"], digits=0)])
+    return table(["library", "import (s)", "load (s)", "import + load (s)", "first result (s)", "whole process (s)",
+                  "peak RSS (MiB)"], rows)
 
-    lines += ["", "## Installed size", "",
-              "Sum of the files each installed distribution lists in its RECORD (importlib.metadata), over the "
-              "dependency closure: emofer's runtime requirements and theirs; fer and everything it requires in its venv.", ""]
-    es = emofer.get("size", {})
-    lines.append(f"- emofer: {es.get('emofer_package_mib')} MiB for emofer itself (bundled models included) + "
-                 f"{_get(es, 'dependencies', 'total_mib')} MiB in {_get(es, 'dependencies', 'distributions')} "
-                 f"dependencies (largest: {_largest(_get(es, 'dependencies', 'mib_by_distribution'))})")
+
+def _size_lines(result: dict[str, Any]) -> list[str]:
+    """Installed size of each side's dependency closure."""
+    es, fer = result["emofer"].get("size", {}), result.get("fer", {})
+    lines = [f"emofer: {es.get('emofer_package_mib')} MiB for emofer itself (bundled models included) + "
+             f"{_get(es, 'dependencies', 'total_mib')} MiB in {_get(es, 'dependencies', 'distributions')} "
+             f"dependencies (largest: {_largest(_get(es, 'dependencies', 'mib_by_distribution'))})"]
     if "size" in fer:
         fs = fer["size"]
-        lines.append(f"- fer: {fs['total_mib']} MiB in {_get(fs, 'dependencies', 'distributions')} distributions "
+        lines.append(f"fer: {fs['total_mib']} MiB in {_get(fs, 'dependencies', 'distributions')} distributions "
                      f"(largest: {_largest(_get(fs, 'dependencies', 'mib_by_distribution'))}); the whole venv's "
                      f"site-packages: {fs['site_packages_mib']} MiB. With a plain `pip install fer` the closure also "
                      "holds a CUDA build of torch 2.2 and NVIDIA's CUDA libraries (several GB).")
-
-    fl = result["floor"]
-    lines += ["", "## Physical floor", "",
-              f"`{fl['model_macs']['model']}` does {fl['model_macs']['macs'] / 1e6:.1f} M multiply-accumulates per face "
-              f"({fl['model_macs']['params'] / 1e6:.2f} M parameters; counted from the ONNX graph: "
-              f"{', '.join(f'{k} {v / 1e6:.1f} M' for k, v in fl['model_macs']['macs_by_op'].items())}). "
-              f"One core's peak FP32 rate, {fl['peak']['method']}: best {fl['peak']['gflops_best']} GFLOP/s "
-              f"(median {fl['peak']['gflops_median']}). Floor = 2 x MACs / peak = "
-              f"**{fl['floor_ms_per_face']:.3f} ms per face** on one core.", "",
-              "| measured on 1 thread | ms per face | x floor |", "|---|---|---|"]
-    for key, value in fl["measured_ms_per_face"].items():
-        lines.append(f"| {key.replace('_', ' ')} | {value:.3f} | {fl['times_floor'].get(key)} |")
-    if "model_macs" in fer:
-        fm = fer["model_macs"]
-        lines += ["", f"fer's emotion model (mini-Xception, {fm['input'][0]}x{fm['input'][1]} input) does "
-                  f"{fm['macs'] / 1e6:.1f} M multiply-accumulates per face ({fm['params'] / 1e3:.0f} k parameters), "
-                  "and by default runs as an int8-quantised TFLite model."]
-
-    lines += ["", "## Notes", ""]
-    lines += [f"- {note}" for note in result.get("notes", [])]
-    lines += ["", "## Reproduce", "", f"    {result['command']}", "",
-              f"Run {result['started_utc']}, {result['duration_s']:.0f} s. Settings: "
-              + ", ".join(f"{k} {v}" for k, v in result["settings"].items()) + ".", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def headline(result: dict[str, Any]) -> list[str]:

@@ -31,9 +31,12 @@ import cv2
 
 from benchmarks import speed_inputs
 from benchmarks.run import machine
+from training.report import render, table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "scaling"
+#: The Markdown templates of the benchmark reports.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 RAY_CPUS = 2
 SCHEMA = 1
 #: Projection: cores per node, and what one image costs on the wire (the inputs' mean JPEG size).
@@ -179,105 +182,54 @@ def run_ray(paths: list[Path]) -> dict[str, Any]:
     return result
 
 
-def projection(result: dict[str, Any]) -> list[str]:
-    """Markdown lines: throughput for N nodes from the measured per-image stage costs."""
-    stages = result["sequential"]["ms_per_image"]
+def projection(result: dict[str, Any]) -> dict[str, Any]:
+    """The template values of the projection to N nodes, from the measured per-image stage costs."""
+    stages, ray_ = result["sequential"]["ms_per_image"], result["ray"]
     per_image_ms = sum(stages.values())
-    per_core = 1000.0 / per_image_ms
-    kib = result["inputs"]["mean_kib"]
-    lines = [
-        f"One image costs {per_image_ms:.1f} ms of one core here: read and decode {stages['read_decode']:.1f} ms, "
-        f"detection {stages['detect']:.1f} ms, crop and classification {stages['crop_classify']:.1f} ms "
-        f"({per_core:.0f} images/s per core). Ray adds little per-image work (one worker's steady rate was "
-        f"{result['ray']['workers_1']['steady_images_per_s']} images/s against {result['sequential']['images_per_s']} "
-        "sequential), and a fixed start "
-        f"(`ray.init` {result['ray']['init_s']:.1f} s; first rows of a job after "
-        f"{result['ray']['workers_1']['first_rows_s']:.1f} s: actor start and model load).",
-        "",
-        f"Projection (not measured) for nodes of {NODE_CORES} cores, one actor per core at this per-core rate, "
-        f"inputs of {kib:.0f} KiB each:",
-        "",
-        "| nodes | actors | images/s | input MiB/s | 1 M images |",
-        "|---|---|---|---|---|",
-    ]
+    per_core, kib = 1000.0 / per_image_ms, result["inputs"]["mean_kib"]
+    rows = []
     for nodes in NODES:
         rate = nodes * NODE_CORES * per_core
-        lines.append(f"| {nodes} | {nodes * NODE_CORES} | {rate:,.0f} | {rate * kib / 1024:,.0f} | "
-                     f"{1e6 / rate / 60:,.1f} min |")
-    share = max(stages, key=stages.get)
-    lines += [
-        "",
-        f"What limits it: per core, {share.replace('_', ' ')} ({100 * stages[share] / per_image_ms:.0f}% of the time); "
-        "the work is independent per image, so it grows with cores until the storage or network "
-        f"cannot feed it: at {kib:.0f} KiB per image, 64 nodes want the input MiB/s above from shared storage "
-        "(compare with what your storage gives each node). The driver lists "
-        "paths once and writes only small rows, so it is not the limit; for millions of files give "
-        "s3:// URIs or a ray.data Dataset instead of one local list. Video goes one task per video, so "
-        "a job of few long videos is limited by its longest video.",
-    ]
-    return lines
+        rows.append([nodes, nodes * NODE_CORES, f"{rate:,.0f}", f"{rate * kib / 1024:,.0f}",
+                     f"{1e6 / rate / 60:,.1f} min"])
+    limit = max(stages, key=stages.get)
+    return {
+        "per_image_ms": f"{per_image_ms:.1f}", "per_core": f"{per_core:.0f}", "kib": f"{kib:.0f}",
+        **{f"{stage}_ms": f"{stages[stage]:.1f}" for stage in ("read_decode", "detect", "crop_classify")},
+        "steady_1": ray_["workers_1"]["steady_images_per_s"], "sequential": result["sequential"]["images_per_s"],
+        "init_s_1": f"{ray_['init_s']:.1f}", "first_rows_1": f"{ray_['workers_1']['first_rows_s']:.1f}",
+        "node_cores": NODE_CORES, "limit": limit.replace("_", " "),
+        "limit_share": f"{100 * stages[limit] / per_image_ms:.0f}",
+        "projection_table": table(["nodes", "actors", "images/s", "input MiB/s", "1 M images"], rows),
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    seq, ray_ = result["sequential"], result["ray"]
-    m = result["machine"]
-    lines = [
-        "# Scaling on Ray",
-        "",
-        "`emofer predict DIR --ray --out faces.parquet` and `emofer.ray` run the recognizer in Ray Data actors "
-        "(one model per actor, loaded once). Measured with:",
-        "",
-        f"    {result['command']}",
-        "",
-        f"Machine: {m.get('cpu_model')}, {m.get('usable_cpus', m.get('logical_cpus'))} usable CPUs, "
-        f"{m.get('ram_gib')} GiB; Ray {ray_['ray']} started with num_cpus={RAY_CPUS}. "
-        f"**The machine was shared with other work**: load average {m['load_average_start']} at the start and "
-        f"{m.get('load_average_end')} at the end (1, 5, 15 min), so these figures are lower and noisier than "
-        "on an idle machine; compare them with each other, not with other pages.",
-        "",
-        f"Inputs: {result['inputs']['images']} JPEGs ({result['inputs']['description']}), "
-        f"{seq['faces']} faces found; model {seq['model']}, detector {seq['detector']}, one thread per recognizer.",
-        "",
-        "| run | images/s (end to end) | steady images/s | first rows s | wall s | peak RSS per worker MiB |",
-        "|---|---|---|---|---|---|",
-        f"| sequential (`EmotionRecognizer.predict`, 1 thread) | {seq['images_per_s']} | {seq['images_per_s']} | "
-        f"{seq['model_load_s']} (model load) | {seq['wall_s']} | {seq['peak_rss_mib']} (whole process) |",
-    ]
+    """OUT.md from OUT.json's dict: the runs, start-up, the projection to N nodes, running on a cluster."""
+    seq, ray_, m = result["sequential"], result["ray"], result["machine"]
+    cpus = m.get("usable_cpus", m.get("logical_cpus"))
+    rows = [["sequential (`EmotionRecognizer.predict`, 1 thread)", seq["images_per_s"], seq["images_per_s"],
+             f"{seq['model_load_s']} (model load)", seq["wall_s"], f"{seq['peak_rss_mib']} (whole process)"]]
     for workers in (1, 2):
         r = ray_[f"workers_{workers}"]
-        rss = ", ".join(str(v) for v in r["actor_peak_rss_mib"]) or "not seen"
-        lines.append(f"| Ray, {workers} worker{'s' * (workers > 1)} | {r['images_per_s']} | "
-                     f"{r['steady_images_per_s']} | {r['first_rows_s']} | {r['wall_s']} | {rss} |")
+        rows.append([f"Ray, {workers} worker{'s' * (workers > 1)}", r["images_per_s"], r["steady_images_per_s"],
+                     r["first_rows_s"], r["wall_s"], ", ".join(str(v) for v in r["actor_peak_rss_mib"]) or "not seen"])
     one, two = ray_["workers_1"]["steady_images_per_s"], ray_["workers_2"]["steady_images_per_s"]
-    if two is not None and one is not None and two < 1.5 * one:
-        lines += ["", f"Two workers ran at {two / one:.2f}x one worker's steady rate in this run, not 2x: both cores "
-                  f"were already busy with other work (load average {m['load_average_start'][0]} on "
-                  f"{m.get('usable_cpus', m.get('logical_cpus'))} CPUs), so a second actor competes for the same "
-                  "CPU time instead of adding any. The projection below assumes cores that are free."]
-    lines += [
-        "",
-        f"Start-up: `ray.init` {ray_['init_s']} s; a fresh cluster's first job (one image) "
-        f"{ray_['first_job_one_image']['wall_s']} s (Ray starts its worker processes); after that a job's "
-        "first rows arrive after \"first rows s\" (actor start, model load, one batch of 8 images), against "
-        f"{seq['model_load_s']} s to load the recognizer in-process. \"Steady\" is the rate of the images "
-        "after the first batch: what a long job approaches.",
-        "",
-        "## Projection for N nodes",
-        "",
-        *projection(result),
-        "",
-        "## On a cluster",
-        "",
-        "    pip install \"emofer[ray]\"            # on the driver and every node, same Ray version",
-        "    RAY_ADDRESS=ray://head:10001 emofer predict /shared/photos --ray --workers 64 --out /shared/faces.parquet",
-        "",
-        "Local paths must exist at the same place on every node (a shared file system); otherwise give "
-        "s3:// or gs:// URIs (read with `ray.data.read_binary_files`) or a Dataset to `emofer.ray.faces_dataset`. "
-        "`examples/ray_cluster.py` joins a cluster by address (its test joins a local one). "
-        "Figures: [scaling.json](scaling.json).",
-        "",
-    ]
-    return "\n".join(lines)
+    contention = "" if two is None or one is None or two >= 1.5 * one else (
+        f"\nTwo workers ran at {two / one:.2f}x one worker's steady rate in this run, not 2x: both cores were already "
+        f"busy with other work (load average {m['load_average_start'][0]} on {cpus} CPUs), so a second actor "
+        "competes for the same CPU time instead of adding any. The projection below assumes cores that are free.\n")
+    return render("scaling.md.tmpl", {
+        "command": result["command"], "cpu_model": m.get("cpu_model"), "cpus": cpus, "ram_gib": m.get("ram_gib"),
+        "ray": ray_["ray"], "ray_cpus": RAY_CPUS, "load_start": m["load_average_start"],
+        "load_end": m.get("load_average_end"), "images": result["inputs"]["images"],
+        "description": result["inputs"]["description"], "faces": seq["faces"], "model": seq["model"],
+        "detector": seq["detector"], "contention": contention, "init_s": ray_["init_s"],
+        "first_job_s": ray_["first_job_one_image"]["wall_s"], "model_load_s": seq["model_load_s"],
+        "runs_table": table(["run", "images/s (end to end)", "steady images/s", "first rows s", "wall s",
+                             "peak RSS per worker MiB"], rows),
+        **projection(result),
+    }, TEMPLATES)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,11 @@ import numpy as np
 
 from emofer import EmotionRecognizer
 from emofer.boxes import iou
+from training.report import render, table
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The Markdown templates of the benchmark reports.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 ARCHIVE = ROOT.parent / "shared" / "data" / "expw-dev.zip"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MATCH_IOU = 0.3
@@ -135,24 +138,25 @@ def evaluate_fer(photos: dict[str, list[LabelledFace]], archive: Path = ARCHIVE,
 
 
 def markdown(results: Sequence[dict], command: str) -> str:
-    """docs/wild.md: one row per model, then each model's confusion matrix."""
+    """docs/wild.md (from wild.json's results and command): one row per model, then each model's confusion matrix."""
     usage, about = __doc__.split("\n\n", 2)[1:]
-    lines = ["# Real photos: expw-dev end to end", "", "```", usage.strip(), "```", "", about.strip(), "",
-             f"Command: `{command}`", "",
-             "| model | detector | accuracy | macro recall | " + " | ".join(EMOTIONS)
-             + " | faces found | ms per photo |",
-             "|---|---|---:|---:|" + "---:|" * len(EMOTIONS) + "---:|---:|"]
-    for r in results:
-        lines.append(f"| `{r['model']}` | {r['detector']} | {r['accuracy']:.3f} | {r['macro_recall']:.3f} | "
-                     + " | ".join(f"{r['recall'][e]:.2f}" for e in EMOTIONS)
-                     + f" | {r['detector_recall']:.3f} | {r['median_ms_per_photo']:.1f} |")
-    for r in results:
-        columns = [c for c in (*EMOTIONS, "contempt", MISSED) if r["said"].get(c)]
-        lines += ["", f"## `{r['model']}` ({r['detector']}): label (rows) vs what it said", "",
-                  "| label | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-        lines += [f"| {e} | " + " | ".join(str(r["confusion"][e].get(c, 0)) for c in columns) + " |"
-                  for e in EMOTIONS]
-    return "\n".join(lines) + "\n"
+    rows = [[f"`{r['model']}`", r["detector"], f"{r['accuracy']:.3f}", f"{r['macro_recall']:.3f}",
+             *(f"{r['recall'][e]:.2f}" for e in EMOTIONS), f"{r['detector_recall']:.3f}",
+             f"{r['median_ms_per_photo']:.1f}"] for r in results]
+    return render("wild.md.tmpl", {
+        "usage": usage.strip(), "about": about.strip(), "command": command,
+        "results_table": table(["model", "detector", "accuracy", "macro recall", *EMOTIONS, "faces found",
+                                "ms per photo"], rows, "llrr" + "r" * len(EMOTIONS) + "rr"),
+        "confusions": "\n\n".join(_confusion(r) for r in results),
+    }, TEMPLATES)
+
+
+def _confusion(result: dict) -> str:
+    """One model's label (rows) vs what it said (columns said at least once, ``missed`` for no face)."""
+    columns = [c for c in (*EMOTIONS, "contempt", MISSED) if result["said"].get(c)]
+    return (f"## `{result['model']}` ({result['detector']}): label (rows) vs what it said\n\n"
+            + table(["label", *columns], [[e, *(result["confusion"][e].get(c, 0) for c in columns)] for e in EMOTIONS],
+                    "l" + "r" * len(columns)))
 
 
 def main(argv: list[str] | None = None) -> int:

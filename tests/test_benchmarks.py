@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,31 @@ def test_summaries_and_closure_size():
     names = {name.split("==")[0].lower().replace("_", "-") for name in size["mib_by_distribution"]}
     assert {"numpy", "onnxruntime", "huggingface-hub"} <= names
     assert size["total_mib"] > 10
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_benchmark_template_renders_its_committed_json():
+    """docs/*.md as the benchmarks write them, from the committed JSON (comparison.md adds a hand-written part)."""
+    from benchmarks import accuracy, run, scale, wild
+    from benchmarks.run import TEMPLATES
+
+    def load(name: str) -> dict:
+        return json.loads((DOCS / name).read_text(encoding="utf-8"))
+
+    assert {p.name for p in TEMPLATES.glob("*.md.tmpl")} == {
+        "benchmarks.md.tmpl", "benchmarks_fer_model.md.tmpl", "scaling.md.tmpl", "wild.md.tmpl", "comparison.md.tmpl"}
+    speed = run.markdown(load("benchmarks.json"))
+    assert speed.startswith("# Speed: emofer and fer\n") and "| figure | emofer | fer |\n|---|---|---|\n" in speed
+    assert speed == (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    scaling = scale.markdown(load("scaling.json"))
+    assert "| nodes | actors | images/s | input MiB/s | 1 M images |" in scaling
+    assert scaling == (DOCS / "scaling.md").read_text(encoding="utf-8")
+    photos = load("wild.json")
+    text = wild.markdown(photos["results"], photos["command"])
+    assert f"Command: `{photos['command']}`" in text and text.endswith(" |\n")
+    assert text == (DOCS / "wild.md").read_text(encoding="utf-8")
+    comparison = accuracy.markdown(load("comparison.json"))
+    assert comparison.startswith("# Accuracy: emofer and fer on the same crops\n")
+    assert (DOCS / "comparison.md").read_text(encoding="utf-8").startswith(comparison.rstrip("\n"))

@@ -59,6 +59,7 @@ from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import CropPolicy, expand_box
 from training import data, evaluate
+from training.report import render, table
 
 log = logging.getLogger("emofer.training")
 
@@ -66,6 +67,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "framing"
 #: The policies file training/export.py reads by default.
 DEFAULT_POLICIES = DEFAULT_OUT.with_suffix(".json")
+#: framing.md and its section on the final split (training/templates/).
+TEMPLATE, FINAL_TEMPLATE = "framing.md.tmpl", "framing_final.md.tmpl"
 #: The YuNet bundled in the package: the file the crop policies are measured on and used with.
 DEFAULT_YUNET = BUNDLED_WEIGHTS
 DETECTORS = ("haar", "yunet")
@@ -406,21 +409,24 @@ def _iqr(stats: dict[str, Any], key: str) -> str:
         f"{stats[f'median_{key}']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _found(s: dict[str, Any]) -> str:
+    return f"{s['detected']}/{s['n']} ({s['detection_rate']:.1%})"
+
+
 def _accuracy_table(run: dict[str, Any]) -> str:
-    lines = ["| faces through | crop policy | detected | accuracy | first face | on detected faces | gained / lost |",
-             "|---|---|---:|---:|---:|---:|---:|",
-             f"| `classify` on the 48x48 crops | - | - | {run['crop_accuracy']:.4f} | | | |"]
+    """Crops vs predict with the true box vs predict with each detector, margin 0 and with its policy."""
     tb = run["true_box"]
-    lines.append(f"| `predict`, true FER2013 box given | margin 0 | {tb['detected']}/{tb['n']} | "
-                 f"{tb['accuracy']:.4f} | | | +{tb['gained']} / -{tb['lost']} vs crops |")
+    rows = [["`classify` on the 48x48 crops", "-", "-", f"{run['crop_accuracy']:.4f}", None, None, None],
+            ["`predict`, true FER2013 box given", "margin 0", f"{tb['detected']}/{tb['n']}", f"{tb['accuracy']:.4f}",
+             None, None, f"+{tb['gained']} / -{tb['lost']} vs crops"]]
     for name, s in run["detectors"].items():
         for key, what in (("baseline", "margin 0, shift_y 0"), ("with_policy", _policy(s["policy"]))):
             a = s[key]
-            on = "-" if a["on_detected"] is None else f"{a['on_detected']:.4f}"
-            change = f"+{a['gained']} / -{a['lost']}" if "gained" in a else ""
-            lines.append(f"| `predict`, {name} | {what} | {a['detected']}/{a['n']} | {a['accuracy']:.4f} | "
-                         f"{a['first_face']:.4f} | {on} | {change} |")
-    return "\n".join(lines)
+            rows.append([f"`predict`, {name}", what, f"{a['detected']}/{a['n']}", f"{a['accuracy']:.4f}",
+                         f"{a['first_face']:.4f}", "-" if a["on_detected"] is None else f"{a['on_detected']:.4f}",
+                         f"+{a['gained']} / -{a['lost']}" if "gained" in a else ""])
+    return table(["faces through", "crop policy", "detected", "accuracy", "first face", "on detected faces",
+                  "gained / lost"], rows, "llrrrrr")
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -469,132 +475,57 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def markdown(result: dict[str, Any]) -> str:
-    sel = result["selection"]
+def _framing_table(run: dict[str, Any]) -> str:
+    """Per detector: how its box sits against FER2013's (medians and IQRs) and the policy chosen."""
     rows = []
-    for name, s in sel["detectors"].items():
+    for name, s in run["detectors"].items():
         if "median_scale" not in s:
-            rows.append(f"| {name} | {s['detected']}/{s['n']} ({s['detection_rate']:.1%}) | - | - | - | - | - | - | {s['ms_per_scene']} |")
+            rows.append([name, _found(s), *["-"] * 6, s["ms_per_scene"]])
             continue
-        rows.append(f"| {name} | {s['detected']}/{s['n']} ({s['detection_rate']:.1%}) | {_iqr(s, 'scale')} | "
-                    f"{_iqr(s, 'dx')} | {_iqr(s, 'dy')} | {_policy(s['policy'])} | {s['median_iou_margin0']:.3f} | "
-                    f"{s['median_iou_policy']:.3f} | {s['ms_per_scene']} |")
+        rows.append([name, _found(s), _iqr(s, "scale"), _iqr(s, "dx"), _iqr(s, "dy"), _policy(s["policy"]),
+                     f"{s['median_iou_margin0']:.3f}", f"{s['median_iou_policy']:.3f}", s["ms_per_scene"]])
         other = s.get("compare_background")
         if other and "median_scale" in other:
-            rows.append(f"| {name}, `{other['background']}` background (check only) | {other['detected']}/{other['n']} "
-                        f"({other['detection_rate']:.1%}) | {_iqr(other, 'scale')} | {_iqr(other, 'dx')} | "
-                        f"{_iqr(other, 'dy')} | ({_policy(other['measured_policy'])}) | | | {other['ms_per_scene']} |")
-    policies = "\n".join(f"    {line}" for line in
-                         json.dumps({"crop_by_detector": result["crop_by_detector"]}, indent=2).splitlines())
-    final = result.get("final")
-    final_text = ""
-    if final:
-        final_rows = []
-        for name, s in final["detectors"].items():
-            measured = _policy(s["measured_policy"]) if "measured_policy" in s else "-"
-            final_rows.append(f"| {name} | {s['detected']}/{s['n']} ({s['detection_rate']:.1%}) | {measured} |")
-        final_text = f"""
-## Final numbers on {final['split']} (policies fixed above, nothing chosen here)
+            rows.append([f"{name}, `{other['background']}` background (check only)", _found(other),
+                         _iqr(other, "scale"), _iqr(other, "dx"), _iqr(other, "dy"),
+                         f"({_policy(other['measured_policy'])})", None, None, other["ms_per_scene"]])
+    return table(["detector", "detected", "scale T/S", "dx", "dy", "chosen policy", "IoU margin 0",
+                  "IoU with policy", "ms / scene"], rows, "lrllllrrr")
 
-{final['n']} of {final['split_size']} faces, stratified, seed {final['seed']}; crop accuracy on the
-whole split {final['crop_accuracy_full_split']:.4f}.
 
-{_accuracy_table(final)}
+def _final(final: dict[str, Any] | None) -> str:
+    """The section on the final split (the policies run once there), or '' without one."""
+    if not final:
+        return ""
+    policies = [[name, _found(s), _policy(s["measured_policy"]) if "measured_policy" in s else "-"]
+                for name, s in final["detectors"].items()]
+    return render(FINAL_TEMPLATE, {
+        **{key: final[key] for key in ("split", "n", "split_size", "seed")},
+        "crop_accuracy_full_split": f"{final['crop_accuracy_full_split']:.4f}",
+        "accuracy_table": _accuracy_table(final),
+        "policy_table": table(["detector", "detected",
+                               f"policy {final['split']} itself would give (for comparison only)"], policies, "lrl"),
+    })
 
-| detector | detected | policy {final['split']} itself would give (for comparison only) |
-|---|---:|---|
-""" + "\n".join(final_rows) + "\n"
-    m = result["method"]
-    return f"""# Framing: detector boxes vs FER2013's crops
 
-FER2013 faces are tightly registered 48x48 crops. `EmotionRecognizer.predict` instead crops the
-box a face detector drew, with the crop policy `config.crop_for(detector)` (emofer.preprocess
-`CropPolicy(margin, square, shift_y)` applied by `expand_box`). This page measures how each
-detector's box sits relative to FER2013's framing and sets the policy that maps one onto the
-other. Model: `{result['model']['name']}` (sha256 `{result['model']['sha256'][:12]}...`).
-
-## Summary
-
-{summary(result)}
-
-## Method
-
-- {sel['n']} {sel['split']} faces ({result['model']['labels']}), drawn per class in
-  proportion (seed {sel['seed']}). Each is enlarged {m['scale_range'][0]:g}-{m['scale_range'][1]:g}x
-  (INTER_CUBIC, {round(48 * m['scale_range'][0])}-{round(48 * m['scale_range'][1])} px) and placed at a random
-  spot of a {m['canvas'][1]}x{m['canvas'][0]} canvas, at least {m['edge_gap']:g} of its side from every edge.
-- Background `{m['background']}`: the face's border pixels replicated outward
-  (`cv2.copyMakeBorder(BORDER_REPLICATE)`) and blended into a Gaussian blur of themselves
-  (sigma {m['blur_sigma']:g} x side) over a ramp of {m['blur_ramp']:g} x side beyond the face, then
-  faded into the face's mean grey over {m.get('fade_ramp', FADE_RAMP):g} x side (no streaks across the canvas), so
-  nothing draws an edge around the FER2013 square; the face pixels themselves are untouched.
-  (Reflecting the face outward instead would grow mirrored copies of facial features around it.)
-- Policies are rounded to 0.01 of the side (half a pixel of the 48x48 input; about the
-  standard error of the medians here).
-- The true box is exactly where the enlarged 48x48 crop sits. Each detector runs on the BGR
-  scene (emofer's own settings); its detection with the highest IoU with the true box
-  (IoU >= {m['match_iou']:g}) is the match.
-- For a match of square side S = max(w, h) and centre (cx, cy), and the true box of side T and
-  centre (tx, ty): scale = T / S, dx = (tx - cx) / S, dy = (ty - cy) / S (positive dy: the
-  FER2013 face centre is below the detection's).
-- `expand_box` squares the box, multiplies the side by 1 + 2 margin, then moves the centre down
-  by shift_y times the side *after* the margin (= T). Hence margin = (scale - 1) / 2 and
-  shift_y = (ty - cy) / T = dy / scale. The policy takes the median of each over the matched
-  faces. There is no shift_x; the median dx shows none is needed.
-- Accuracy: `classify` on the 48x48 crops vs `predict` on the scenes (the face matched to the
-  true box counts; a scene without a match counts as wrong). "first face" scores the first face
-  `predict` returns instead; "on detected faces" divides by the matched scenes only. The
-  detections are computed once per detector and replayed under its name, so `predict` runs its
-  real code path (crop policy by detector name) for every policy.
-
-## Measured framing on {sel['split']} (policies chosen here)
-
-Median [interquartile range]; dx, dy are fractions of the detection's side.
-
-| detector | detected | scale T/S | dx | dy | chosen policy | IoU margin 0 | IoU with policy | ms / scene |
-|---|---:|---|---|---|---|---:|---:|---:|
-""" + "\n".join(rows) + f"""
-
-IoU columns: median IoU of `expand_box(detection, policy)` with the true box. A "check only"
-row measures the same faces, sizes and places on another background; its policy (in brackets)
-is not used. With scattered centres IoU favours a slightly large box, so a policy that matches
-the median size need not raise the median IoU.
-
-"gained / lost": scenes right only with the policy / only with margin 0 (for the true box:
-right only through the scene / only as the original crop). The true-box row is the ceiling of
-any framing: its gap to the crops is the enlarge-then-shrink round trip, not the framing.
-
-## Accuracy on {sel['split']}
-
-{sel['n']} faces; crop accuracy on the whole split ({sel['split_size']} faces):
-{sel['crop_accuracy_full_split']:.4f}.
-
-{_accuracy_table(sel)}
-{final_text}
-## The policies (docs/framing.json)
-
-{policies}
-
-`python -m training.export` copies them into the config.json it writes (from
-`docs/framing.json`, or `--framing PATH`; `--no-framing` leaves them out). For an existing model
-folder, add the block to its config.json.
-
-## Limits
-
-The scenes are synthetic: a FER2013 face enlarged from 48 px is blurrier than a photo, and the
-replicated background is no real head, hair, neck or shoulders. Detectors that look at the
-head outline (Haar) may box real faces differently; the numbers measure the framing offset, not
-detector recall on photos (see docs/detectors.md for that). The detection rates here are far
-lower than on photos because a FER2013 crop cuts off hair, chin and head outline and is soft
-after enlarging, so the predict accuracies that count misses as wrong are pessimistic; the
-policies use matched faces only.
-
-## Reproduce
-
-    {result['command']}
-
-{result['seconds']:.0f} s in all on {result['machine']}.
-"""
+def markdown(result: dict[str, Any]) -> str:
+    """framing.md from framing.json's dict."""
+    sel, m = result["selection"], result["method"]
+    low, high = m["scale_range"]
+    policies = json.dumps({"crop_by_detector": result["crop_by_detector"]}, indent=2).splitlines()
+    return render(TEMPLATE, {
+        "model": result["model"]["name"], "model_sha256": result["model"]["sha256"][:12],
+        "labels": result["model"]["labels"], "summary": summary(result),
+        **{key: sel[key] for key in ("n", "split", "seed", "split_size")},
+        "scale_range": f"{low:g}-{high:g}", "pixel_range": f"{round(48 * low)}-{round(48 * high)}",
+        "canvas": f"{m['canvas'][1]}x{m['canvas'][0]}", "background": m["background"],
+        **{key: f"{m[key]:g}" for key in ("edge_gap", "blur_sigma", "blur_ramp", "match_iou")},
+        "fade_ramp": f"{m.get('fade_ramp', FADE_RAMP):g}",
+        "framing_table": _framing_table(sel), "accuracy_table": _accuracy_table(sel),
+        "crop_accuracy_full_split": f"{sel['crop_accuracy_full_split']:.4f}", "final": _final(result.get("final")),
+        "policies": "\n".join(f"    {line}" for line in policies),
+        "command": result["command"], "seconds": f"{result['seconds']:.0f}", "machine": result["machine"],
+    })
 
 
 def main(argv: list[str] | None = None) -> int:

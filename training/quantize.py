@@ -27,7 +27,7 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import to_tensor
-from training import data, evaluate
+from training import card, data, evaluate
 
 log = logging.getLogger("emofer.training")
 
@@ -80,8 +80,6 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
 
     ``final=False`` makes a candidate for choosing: PublicTest only, no test split, report or card.
     """
-    from training.export import CARD_NAME, model_card
-
     source, out = Path(source), Path(out)
     float_config = ModelConfig.load(source / CONFIG_NAME)
     if float_config.trained_on.get("quantization"):
@@ -125,9 +123,7 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
     config.save(out / CONFIG_NAME)
     report_dir = Path(report) if report else evaluate.default_out(config)
     evaluate.write_report(private, report_dir, None, command, examples=False)
-    card = model_card(config, private)
-    (out / CARD_NAME).write_text(card, encoding="utf-8")
-    (report_dir / "card.md").write_text(card.split("---\n", 2)[-1].lstrip(), encoding="utf-8")
+    card.write(out, report_dir)
     return config
 
 

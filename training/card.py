@@ -1,0 +1,116 @@
+"""The model card (README.md on the Hub) of an emofer model folder, from its JSON.
+
+    card.write(model_dir, report_dir)
+
+Filled from ``config.json`` (``model_dir``) and the PrivateTest ``report.json`` that
+``training.evaluate.write_report`` wrote (``report_dir``), through
+``templates/model_card.md.tmpl``. Used by ``training.export`` and ``training.quantize`` alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from emofer.config import CONFIG_NAME, ModelConfig
+from training import evaluate
+from training.report import confusion_table, render, table
+
+CARD_NAME = "README.md"
+#: The copy of the card (without the Hub front matter) beside the report in docs/models/<short>/.
+DOCS_CARD_NAME = "card.md"
+REPORT_JSON = "report.json"
+TEMPLATE = "model_card.md.tmpl"
+
+FERPLUS_LICENCE = ("- FER+ (Barsoum et al., 2016): FER2013 relabelled by 10 annotators per face; the labels\n"
+                   "  are released by Microsoft under the MIT licence.\n")
+FLIP_NOTE = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
+             "test-time augmentation).\n")
+
+
+def write(model_dir: str | Path, report_dir: str | Path) -> Path:
+    """Write README.md into ``model_dir`` and its docs copy (card.md) into ``report_dir``; return README.md."""
+    model_dir, report_dir = Path(model_dir), Path(report_dir)
+    report = json.loads((report_dir / REPORT_JSON).read_text(encoding="utf-8"))
+    card = model_card(ModelConfig.load(model_dir / CONFIG_NAME), report)
+    (model_dir / CARD_NAME).write_text(card, encoding="utf-8")
+    (report_dir / DOCS_CARD_NAME).write_text(docs_copy(card), encoding="utf-8")
+    return model_dir / CARD_NAME
+
+
+def docs_copy(card: str) -> str:
+    """The card without its YAML front matter (for the docs site)."""
+    return card.split("---\n", 2)[-1].lstrip()
+
+
+def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
+    """README.md for the Hub: front matter, metrics, intended use, limitations, data licences.
+
+    ``report`` is the model's PrivateTest report.json (per-class scores and confusion matrix).
+    """
+    trained, metrics = config.trained_on, config.metrics
+    ferplus = evaluate.dataset_of(config) == "ferplus"
+    private, public = metrics["PrivateTest"], metrics["PublicTest"]
+    per_class = report["per_class"]
+    return render(TEMPLATE, {
+        "name": config.name, "short": config.name.rsplit("/", 1)[-1], "dataset": evaluate.dataset_of(config),
+        "ferplus_yaml": "\n  - ferplus" if ferplus else "", "ferplus_licence": FERPLUS_LICENCE if ferplus else "",
+        "what": _what(trained), "classifies": "classify" if trained.get("ensemble_with") else "classifies",
+        "n_labels": len(config.labels), "labels": ", ".join(config.labels), "about_graph": _about_graph(config),
+        "training_set": "FER+" if ferplus else "FER2013", "temperature": f"{config.temperature:.4f}",
+        "splits_table": table(
+            ["split", "faces", "accuracy", "macro F1", "weighted F1", "ECE"],
+            [["PrivateTest", private["n"], *(f"{private[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1",
+                                                                           "ece"))],
+             ["PublicTest (model selection)", public["n"], f"{public['accuracy']:.4f}", None, None, None]], "lrrrrr"),
+        "per_class_table": table(
+            ["class", "precision", "recall", "F1", "support"],
+            [[label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]]
+             for label, c in per_class.items()], "lrrrr"),
+        "confusion_table": confusion_table(report["labels"], report["confusion_matrix"]),
+        "supports": ", ".join(f"{label} {c['support']}" for label, c in per_class.items()),
+        **{key: trained.get(key) for key in ("recipe", "keras", "backend", "command", "epochs", "best_epoch",
+                                             "machine")},
+        "export_line": _export_line(config), "duration": _duration(float(trained.get("train_seconds", 0.0))),
+        "model_sha256": config.model_sha256,
+    })
+
+
+def _what(trained: Mapping[str, Any]) -> str:
+    """'A small convolutional network (`net`)', or the ensemble it averages."""
+    members, network = list(trained.get("ensemble_with") or []), f"`{trained.get('network', '?')}`"
+    if not members:
+        return f"A small convolutional network ({network})"
+    return (f"{len(members) + 1} small convolutional networks averaged in one graph ({network} from run "
+            f"`{trained.get('recipe', '?')}`, with {', '.join(f'`{m}`' for m in members)})")
+
+
+def _about_graph(config: ModelConfig) -> str:
+    """Paragraphs on flip test-time augmentation and int8 quantisation, where they apply."""
+    text = FLIP_NOTE if config.trained_on.get("tta_flip") else ""
+    quant = config.trained_on.get("quantization")
+    if quant:
+        text += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
+                 f"calibrated on {quant['calibration']}): a smaller file and faster on CPUs (sizes and per-face "
+                 f"times: docs/models.md in the emofer repository). The float model scores "
+                 f"{config.metrics.get('float_PrivateTest')} on PrivateTest and "
+                 f"{config.metrics.get('float_PublicTest')} on PublicTest.\n")
+    return text
+
+
+def _export_line(config: ModelConfig) -> str:
+    """The command that made this model folder from its run (or from its float model)."""
+    trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
+    quant = trained.get("quantization")
+    if quant:
+        return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
+                f"--out src/emofer/models/{short}")
+    flags = ("".join(f" --ensemble runs/{m}" for m in trained.get("ensemble_with") or [])
+             + " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0))
+    return f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{flags}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
