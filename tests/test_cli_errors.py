@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from emofer import cli
+from emofer import options
 from emofer.cli import main
 
 from .conftest import EXAMPLE_PHOTO, ROOT
@@ -48,7 +48,7 @@ def no_model(monkeypatch):
     """Fail the test if the command gets as far as loading a model (the check came too late)."""
     def refuse(args):
         raise AssertionError("the model was loaded before the arguments were checked")
-    monkeypatch.setattr(cli, "_recognizer", refuse)
+    monkeypatch.setattr(options, "load_recognizer", refuse)
 
 
 def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import (  # noqa: E402
     DetectorError, EmoferError, ImageReadError, ModelLoadError, OutputError, ParameterError, VideoError,
 )

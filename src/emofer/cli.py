@@ -3,6 +3,7 @@
     emofer predict photo.jpg photos/ --csv > faces.csv
     emofer predict photos/ --out annotated/ --bars
     emofer video clip.mp4 --out annotated.mp4 --table faces.csv --every 2
+    emofer cam --source 1                 # live view (also installed as emofer-cam)
     emofer download emofer/fer7 --revision v1
     emofer info
 """
@@ -15,32 +16,28 @@ import platform
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
-from . import __version__, hub
+from . import cam, hub, options
+from ._version import __version__
 from .config import CONFIG_NAME, MODEL_NAME
-from .detect import NAMES as DETECTOR_NAMES
 from .draw import draw
 from .errors import EmoferError, ImageReadError
-from .fetch import fetch_url, is_url
+from .fetch import fetch_url
+from .gui import opencv_gui
 from .io import load_image
 from .outputs import check_output_file, check_output_folder
 from .progress import Progress
+from .sources import IMAGE_SUFFIXES, image_sources
 from .table import RowWriter, format_for
-
-if TYPE_CHECKING:
-    from .recognizer import EmotionRecognizer
+from .video import FrameResult, analyze_video_frames, write_table, write_video
 
 __all__ = ["main", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger("emofer")
 
-#: Files ``predict`` picks up inside folders (files named directly are always tried).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jp2", ".pgm", ".ppm"})
 #: Suffixes OpenCV can write; annotated copies of other images are saved as PNG.
 WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 EXIT_OK, EXIT_UNREADABLE, EXIT_ERROR = 0, 1, 2
@@ -50,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some input unreadable, 2 error)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="emofer: %(message)s")
-    # huggingface_hub prints its warnings with a handler of its own; through ours as well, each came out twice
-    logging.getLogger("huggingface_hub").propagate = False
+    options.configure_logging(args.verbose, "emofer")
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
@@ -69,23 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emofer", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"emofer {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded from where")
+    parser.add_argument("-v", "--verbose", action="store_true", help=options.VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # -v also after the command; SUPPRESS keeps a subcommand from resetting an earlier -v to False
-    verbose = argparse.ArgumentParser(add_help=False)
-    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                         help="log what is loaded from where")
+    # -v also after the command (options.verbose_options: it keeps an earlier -v)
+    model = options.model_options()
+    bars = argparse.ArgumentParser(add_help=False)
+    bars.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
 
-    model = argparse.ArgumentParser(add_help=False, parents=[verbose])
-    model.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
-    model.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
-    model.add_argument("--min-face", type=pixels, default=None, metavar="PX",
-                       help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
-    model.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
-                       help="abstain (mark the face unsure) when the top probability is below P (default: 0, never)")
-    model.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
-
-    predict = commands.add_parser("predict", parents=[model], help="emotions of the faces in images and folders")
+    predict = commands.add_parser("predict", parents=[model, bars], help="emotions of the faces in images and folders")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image files, folders (searched recursively) or http(s) URLs of images")
     form = predict.add_mutually_exclusive_group()
@@ -98,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)")
     predict.set_defaults(run=_predict)
 
-    video = commands.add_parser("video", parents=[model], help="emotions over a video file or camera")
+    video = commands.add_parser("video", parents=[model, bars], help="emotions over a video file or camera")
     video.add_argument("source", help="video file, stream URL or camera index (0, 1, ...)")
     video.add_argument("--out", type=Path, default=None, help="annotated video to write (.mp4, .avi)")
     video.add_argument("--table", type=Path, default=None, help="per-face table to write (.csv, .json, .jsonl)")
@@ -107,7 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
     video.set_defaults(run=_video)
 
-    download = commands.add_parser("download", parents=[verbose], help="fetch an emofer model into the cache for offline use")
+    live = commands.add_parser("cam", parents=[model], help="live emotions from a camera or video, in a window",
+                               description=cam.DESCRIPTION)
+    cam.add_arguments(live)
+    live.set_defaults(run=_cam)
+
+    download = commands.add_parser("download", parents=[options.verbose_options()], help="fetch an emofer model into the cache for offline use")
     download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
     download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
     download.add_argument("--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
@@ -115,67 +106,24 @@ def _parser() -> argparse.ArgumentParser:
                           help="nothing to fetch: the YuNet face detector is bundled; prints where it is")
     download.set_defaults(run=_download)
 
-    info = commands.add_parser("info", parents=[verbose], help="versions, accelerators, GUI support and cached models")
+    info = commands.add_parser("info", parents=[options.verbose_options()], help="versions, accelerators, GUI support and cached models")
     info.set_defaults(run=_info)
     return parser
-
-
-def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
-    from .recognizer import EmotionRecognizer
-
-    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face,
-                                             min_confidence=args.min_confidence)
-
-
-def probability(text: str) -> float:
-    """argparse type of --min-confidence: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1 (e.g. 0.5)")
-    return value
-
-
-def pixels(text: str) -> int:
-    """argparse type of --min-face: a positive whole number of pixels."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text!r}")
-    return value
 
 
 # -- predict ---------------------------------------------------------------------------------
 
 
-def _images(paths: list[str]) -> Iterator[tuple[str | Path, Path]]:
-    """(image path or URL, its name under --out): files and URLs as given, folders searched recursively."""
-    for text in paths:
-        if is_url(text):
-            yield text, Path(Path(urlsplit(text).path).name or "image")
-            continue
-        path = Path(text)
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-                yield file, Path(path.name) / file.relative_to(path)
-        else:
-            yield path, Path(path.name)
-
-
 def _predict(args: argparse.Namespace) -> int:
     if args.ray:
         return _predict_ray(args)
-    inputs = list(_images(args.paths))
+    inputs = list(image_sources(args.paths))
     if not inputs:
         raise EmoferError(f"no images found in {', '.join(args.paths)} (folders are searched recursively "
                           f"for {' '.join(sorted(IMAGE_SUFFIXES))}); pass image files or folders holding some")
     if args.out is not None:
         check_output_folder(args.out)
-    recognizer = _recognizer(args)
+    recognizer = options.load_recognizer(args)
     fmt = "jsonl" if args.json else "csv" if args.csv else None
     table = RowWriter(sys.stdout, fmt, ("file",), recognizer.labels) if fmt else None
     # a bar only for a person watching stderr, and not when stdout already prints a line per image there
@@ -242,8 +190,6 @@ def _save(image: np.ndarray, path: Path) -> None:
 
 
 def _video(args: argparse.Namespace) -> int:
-    from .video import FrameResult, analyze_video_frames, write_table, write_video
-
     if args.out is None and args.table is None:
         print("emofer: error: video needs --out annotated.mp4 and/or --table faces.csv", file=sys.stderr)
         return EXIT_ERROR
@@ -255,7 +201,7 @@ def _video(args: argparse.Namespace) -> int:
         check_output_file(args.table)
     if args.out is not None:
         check_output_file(args.out)
-    recognizer = _recognizer(args)
+    recognizer = options.load_recognizer(args)
     pairs = analyze_video_frames(recognizer, args.source, every_n_frames=args.every, smooth=not args.no_smooth,
                                  max_frames=args.max_frames, progress=sys.stderr.isatty())
     results = []
@@ -277,6 +223,16 @@ def _video(args: argparse.Namespace) -> int:
     faces = sum(len(result.faces) for result in results)
     written = " and ".join(str(p) for p in (args.out, args.table) if p is not None)
     print(f"emofer: {len(results)} frames, {faces} faces; wrote {written}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- cam -------------------------------------------------------------------------------------
+
+
+def _cam(args: argparse.Namespace) -> int:
+    """``emofer cam``: :func:`emofer.cam.live`, the same as ``emofer-cam``."""
+    frames = cam.live(args)
+    print(f"emofer: {cam.summary(frames, args.out)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -307,8 +263,6 @@ def _info(args: argparse.Namespace) -> int:
     import numpy
     import onnxruntime
     from huggingface_hub import constants as hf_constants
-
-    from .cam import opencv_gui
 
     gui = opencv_gui()
     rows = [

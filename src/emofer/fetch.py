@@ -31,7 +31,7 @@ def is_url(text: object) -> bool:
 
 def fetch_url(url: str, *, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_FETCH_BYTES) -> bytes:
     """The body of ``url`` (http or https), at most ``max_bytes`` long; ImageReadError on any failure."""
-    from . import __version__
+    from ._version import __version__
 
     if not is_url(url):
         raise ImageReadError(f"{url!r} is not an http:// or https:// URL")

@@ -33,6 +33,7 @@ import numpy as np
 from .errors import EmoferError, ImageReadError
 from .io import load_image
 from .results import Face
+from .sources import IMAGE_SUFFIXES, image_sources
 from .table import EMPTY_FACE
 
 if TYPE_CHECKING:
@@ -216,11 +217,9 @@ def _assigned_cpus() -> int:
 
 def image_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Image files as ``emofer predict`` finds them: files as given, folders searched recursively."""
-    from .cli import _images  # the one definition of which files a folder contributes
-
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return [str(path) for path, _ in _images([Path(p) for p in paths])]
+    return [str(path) for path, _ in image_sources([Path(p) for p in paths])]
 
 
 def faces_dataset(
@@ -251,8 +250,6 @@ def faces_dataset(
         if uris and len(uris) != len(items):
             raise EmoferError("give either local paths or URIs (s3://, gs://...), not both in one call")
         if uris:
-            from .cli import IMAGE_SUFFIXES
-
             dataset = ray.data.read_binary_files(uris, include_paths=True,
                                                  file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES])
         else:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import Any, NamedTuple, Protocol, Union
 
 import cv2
 import numpy as np
@@ -31,10 +31,8 @@ from .progress import Progress
 from .results import Face
 from .table import RowWriter, format_for
 
-if TYPE_CHECKING:
-    from .recognizer import EmotionRecognizer
-
 __all__ = [
+    "FacePredictor",
     "VideoSource",
     "VideoFrame",
     "VideoReader",
@@ -56,6 +54,18 @@ __all__ = [
 VideoSource = Union[int, str, os.PathLike, Iterable[np.ndarray]]
 
 log = logging.getLogger("emofer")
+
+
+class FacePredictor(Protocol):
+    """What video analysis needs of a recognizer: the faces, with emotions, in one BGR frame.
+
+    :class:`emofer.EmotionRecognizer` is one. This module names only the protocol, never the
+    recognizer, which imports this module for ``predict_video``.
+    """
+
+    def predict(self, image: np.ndarray) -> list[Face]:
+        """The faces found in ``image`` (uint8 BGR), each with its emotion probabilities."""
+        ...
 
 #: Frame rate assumed when a video does not say and it cannot be measured.
 DEFAULT_FPS = 30.0
@@ -386,7 +396,7 @@ class FrameResult:
 
 
 def analyze_video_frames(
-    recognizer: EmotionRecognizer,
+    recognizer: FacePredictor,
     source: VideoSource,
     *,
     every_n_frames: int = 1,
@@ -423,7 +433,7 @@ def analyze_video_frames(
 
 
 def analyze_video(
-    recognizer: EmotionRecognizer,
+    recognizer: FacePredictor,
     source: VideoSource,
     *,
     every_n_frames: int = 1,
