@@ -90,8 +90,16 @@ def _what(trained: Mapping[str, Any]) -> str:
 def _about_graph(config: ModelConfig) -> str:
     """Paragraphs on flip test-time augmentation and int8 quantisation, where they apply."""
     text = FLIP_NOTE if config.trained_on.get("tta_flip") else ""
-    quant = config.trained_on.get("quantization")
-    if quant:
+    quant, adjusted = config.trained_on.get("quantization"), config.trained_on.get("logit_adjustment")
+    if adjusted:
+        text += (f"\nLogit-adjusted from `{adjusted['from']}`: each emotion's probability is divided by its share of the "
+                 f"training targets to the power tau = {adjusted['tau']} and renormalised, in the graph (post-hoc logit "
+                 f"adjustment, `python -m training.adjust`), so that rare emotions (disgust, fear, contempt) are said "
+                 f"more often. The unadjusted model scores {config.metrics.get('unadjusted_PrivateTest')} on "
+                 f"PrivateTest and {config.metrics.get('unadjusted_PublicTest')} on PublicTest.\n")
+        if quant:
+            text += f"\nIts network is int8, quantised from `{quant['from']}` ({quant['method']}).\n"
+    elif quant:
         text += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
                  f"calibrated on {quant['calibration']}): a smaller file and faster on CPUs (sizes and per-face "
                  f"times: docs/models.md in the emofer repository). The float model scores "
@@ -103,7 +111,10 @@ def _about_graph(config: ModelConfig) -> str:
 def _export_line(config: ModelConfig) -> str:
     """The command that made this model folder from its run (or from its float model)."""
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
-    quant = trained.get("quantization")
+    quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
+    if adjusted:
+        return (f"python -m training.adjust src/emofer/models/{adjusted['from'].rsplit('/', 1)[-1]} "
+                f"--tau {adjusted['tau']} --prior {adjusted['prior']} --name {config.name} --out src/emofer/models/{short}")
     if quant:
         return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
                 f"--out src/emofer/models/{short}")

@@ -1,0 +1,70 @@
+"""training.adjust: the logit-adjusted graph returns the source's probabilities times prior ** -tau."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from emofer import EmotionRecognizer
+from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
+from emofer.hub import BUNDLED_ROOT
+from emofer.model import sha256_of
+from tests.conftest import DATA, need
+from training import adjust
+
+SOURCE = BUNDLED_ROOT / "wild8-int8"
+
+
+def crops(n: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+
+
+def adjusted_copy(tmp_path, multiplier: np.ndarray):
+    """A model folder whose graph is the bundled wild8-int8's with ``multiplier`` appended."""
+    out = tmp_path / "adjusted"
+    out.mkdir()
+    adjust.adjust_graph(SOURCE / MODEL_NAME, out / MODEL_NAME, multiplier)
+    config = ModelConfig.load(SOURCE / CONFIG_NAME)
+    config.with_updates(name="test/adjusted", model_sha256=sha256_of(out / MODEL_NAME)).save(out / CONFIG_NAME)
+    return out
+
+
+def test_ones_leave_the_model_unchanged(tmp_path):
+    before = EmotionRecognizer.from_pretrained(SOURCE, detector="none").classify(crops())
+    after = EmotionRecognizer.from_pretrained(adjusted_copy(tmp_path, np.ones(8)), detector="none").classify(crops())
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_the_returned_probabilities_are_the_sources_times_prior_to_minus_tau(tmp_path):
+    source = EmotionRecognizer.from_pretrained(SOURCE, detector="none")
+    shares = np.array([0.32, 0.27, 0.12, 0.14, 0.08, 0.015, 0.034, 0.017])
+    tau = 1.0
+    folder = adjusted_copy(tmp_path, shares ** (-tau * source.config.temperature))
+    before = source.classify(crops())
+    after = EmotionRecognizer.from_pretrained(folder, detector="none").classify(crops())
+    expected = before * shares ** -tau
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-6)
+    disgust = source.config.labels.index("disgust")
+    assert after[:, disgust].mean() > 2 * before[:, disgust].mean()  # the rarest emotions gain most
+
+
+def test_an_adjusted_folder_cannot_be_adjusted_again(tmp_path):
+    folder = tmp_path / "twice"
+    shutil.copytree(SOURCE, folder)
+    config = ModelConfig.load(folder / CONFIG_NAME)
+    config.with_updates(trained_on={**config.trained_on, "logit_adjustment": {"tau": 1.0}}).save(folder / CONFIG_NAME)
+    with pytest.raises(ValueError, match="already adjusted"):
+        adjust.adjust(folder, tmp_path / "out", 1.0)
+
+
+def test_candidate_writes_a_loadable_folder_and_scores_publictest(tmp_path):
+    need(DATA / "ferplus.zip", "FER+ (ferplus.zip)")
+    config = adjust.adjust(SOURCE, tmp_path / "cand", 0.5, name="test/cand", final=False)
+    assert set(config.metrics) == {"PublicTest", "unadjusted_PublicTest"}
+    shares = config.trained_on["logit_adjustment"]["shares"]
+    assert abs(sum(shares.values()) - 1) < 1e-3 and shares["disgust"] < shares["happy"]
+    rec = EmotionRecognizer.from_pretrained(tmp_path / "cand", detector="none")
+    assert rec.config.name == "test/cand" and rec.classify(crops(2)).shape == (2, 8)

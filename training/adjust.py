@@ -1,0 +1,145 @@
+"""Logit adjustment: make a model say its rare emotions, without retraining.
+
+    python -m training.adjust src/emofer/models/wild8-int8 --tau 1.0 --out src/emofer/models/wild8-balanced-int8
+
+A network trained on FER+ has seen few disgusted or fearful faces, so it rarely says them on
+real photos. Dividing each emotion's probability by its share of the training targets raised
+to ``tau`` (post-hoc logit adjustment, Menon et al., ICLR 2021: ``log p - tau * log prior``)
+moves answers towards the rare emotions; ``tau = 0`` leaves the model as it is, ``tau = 1``
+is the balanced-error choice. The adjustment is appended to the ONNX graph (a multiply and a
+renormalisation after the model's probabilities), so the folder loads like any other and
+nothing changes at run time. The config's temperature stays: the graph multiplies by
+``prior ** (-tau * temperature)``, so the probabilities emofer returns are exactly the source
+model's calibrated probabilities times ``prior ** -tau``, renormalised.
+
+``--candidate`` scores PublicTest only (choosing); otherwise PrivateTest is evaluated once and
+the report and model card are written, as ``training.quantize`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
+from emofer.model import sha256_of
+from training import card, data, evaluate
+
+log = logging.getLogger("emofer.training")
+
+#: Where the prior comes from: the mean training target (vote distributions for FER+ models,
+#: one-hot labels otherwise) or the share of each majority label.
+PRIORS = ("targets", "majority")
+
+
+def training_prior(config: ModelConfig, kind: str = "targets", data_root: str | Path | None = None) -> np.ndarray:
+    """Each of ``config.labels``' share of the training targets the model learnt from."""
+    if kind not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {kind!r}")
+    dataset = evaluate.dataset_of(config)
+    soft = kind == "targets" and bool(config.trained_on.get("soft_labels"))
+    faces = data.load(dataset, "Training", config.labels, soft=soft, root=data_root)
+    targets = faces.soft if soft else np.eye(len(faces.classes))[faces.labels]
+    share = targets.mean(axis=0)
+    return np.array([share[list(faces.classes).index(label)] for label in config.labels], np.float64)
+
+
+def adjust_graph(source: Path, target: Path, multiplier: np.ndarray) -> None:
+    """Write ``source`` with its probabilities multiplied by ``multiplier`` and renormalised."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    if len(graph.output) != 1:
+        raise ValueError(f"{source}: expected one output (the probabilities), found {len(graph.output)}")
+    output = graph.output[0]
+    raw = output.name + "_unadjusted"
+    for node in graph.node:  # the producer of the output now writes the unadjusted probabilities
+        node.output[:] = [raw if name == output.name else name for name in node.output]
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    weight = numpy_helper.from_array(multiplier.astype(np.float32)[None, :], "logit_adjustment_multiplier")
+    graph.initializer.append(weight)
+    nodes = [helper.make_node("Mul", [raw, weight.name], ["logit_adjusted_unnormalised"])]
+    if opset >= 13:  # ReduceSum takes its axes as an input from opset 13
+        axes = numpy_helper.from_array(np.array([1], np.int64), "logit_adjustment_axes")
+        graph.initializer.append(axes)
+        nodes.append(helper.make_node("ReduceSum", ["logit_adjusted_unnormalised", axes.name],
+                                      ["logit_adjusted_total"], keepdims=1))
+    else:
+        nodes.append(helper.make_node("ReduceSum", ["logit_adjusted_unnormalised"], ["logit_adjusted_total"],
+                                      axes=[1], keepdims=1))
+    nodes.append(helper.make_node("Div", ["logit_adjusted_unnormalised", "logit_adjusted_total"], [output.name]))
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+
+
+def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "targets", name: str | None = None,
+           report: str | Path | None = None, data_root: str | Path | None = None, command: str | None = None,
+           final: bool = True) -> ModelConfig:
+    """Write the logit-adjusted copy of the model folder ``source`` to ``out``; return its config."""
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    source, out = Path(source), Path(out)
+    base = ModelConfig.load(source / CONFIG_NAME)
+    if base.trained_on.get("logit_adjustment"):
+        raise ValueError(f"{source} is already adjusted; adjust the folder it came from")
+    shares = training_prior(base, prior, data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    adjust_graph(source / MODEL_NAME, out / MODEL_NAME, shares ** (-tau * base.temperature))
+    trained_on = {**base.trained_on, "logit_adjustment": {
+        "tau": tau, "prior": prior, "shares": {label: round(float(s), 6) for label, s in zip(base.labels, shares)},
+        "from": base.name, "from_sha256": base.model_sha256}}
+    config = base.with_updates(name=name or f"{base.name}-adjusted", model_sha256=sha256_of(out / MODEL_NAME),
+                               trained_on=trained_on, metrics={})
+    config.save(out / CONFIG_NAME)
+    public = evaluate.evaluate(out, "PublicTest", data_root)
+    metrics = {"PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
+               "unadjusted_PublicTest": base.metrics.get("PublicTest", {}).get("accuracy")}
+    log.info("PublicTest accuracy %.4f (unadjusted %s)", public.scores.accuracy, metrics["unadjusted_PublicTest"])
+    if not final:
+        config = config.with_updates(metrics=metrics)
+        config.save(out / CONFIG_NAME)
+        return config
+    private = evaluate.evaluate(out, "PrivateTest", data_root)
+    config = config.with_updates(metrics={"PrivateTest": private.headline(), **metrics,
+                                          "unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")})
+    config.save(out / CONFIG_NAME)
+    report_dir = Path(report) if report else evaluate.default_out(config)
+    command = command or evaluate.command_line("training.adjust", [source, "--tau", tau, "--out", out])
+    evaluate.write_report(private, report_dir, None, command, examples=False)
+    card.write(out, report_dir)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path, help="emofer model folder (model.onnx + config.json)")
+    parser.add_argument("--out", required=True, type=Path, help="model folder to write")
+    parser.add_argument("--tau", required=True, type=float, help="strength: 0 = unchanged, 1 = balanced")
+    parser.add_argument("--prior", choices=PRIORS, default="targets",
+                        help="training share per emotion: mean training target (default) or majority labels")
+    parser.add_argument("--name", help="model name (default: the source's name + '-adjusted')")
+    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
+    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
+    parser.add_argument("--candidate", action="store_true",
+                        help="a model to choose between: PublicTest only, the test split is not read")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    config = adjust(args.source, args.out, args.tau, args.prior, args.name, args.report, args.data,
+                    evaluate.command_line("training.adjust", sys.argv[1:] if argv is None else argv),
+                    final=not args.candidate)
+    m = config.metrics
+    tail = "" if args.candidate else f", PrivateTest {m['PrivateTest']['accuracy']:.4f}"
+    print(f"{config.name}: PublicTest {m['PublicTest']['accuracy']:.4f} (unadjusted {m['unadjusted_PublicTest']})"
+          f"{tail}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
