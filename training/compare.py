@@ -14,23 +14,21 @@ import logging
 import sys
 from pathlib import Path
 
-from training import data, evaluate, nets
-from training.export import load_checkpoint, load_member, with_flip_tta, with_members
-from training.train import NORM
-
-from emofer.preprocess import to_tensor
+from emofer.preprocess import model_input
+from training import data, evaluate
+from training.export import check_input, load_checkpoint, load_member, with_flip_tta, with_members
+from training.runs import Run
 
 log = logging.getLogger("emofer.training")
 
 
 def compare(run: Path, ensemble: list[Path]) -> dict[str, float]:
     """PublicTest accuracy of each shippable variant of ``run``."""
-    recipe = json.loads((run / "recipe.json").read_text())
-    labels = nets.run_classes(run)
-    public = data.load(recipe["dataset"], "PublicTest", labels)
-    model = load_checkpoint(run / "best.keras")
-    height, width, channels = model.input_shape[1:]
-    tensor = to_tensor(public.pixels, (height, width), channels, NORM)
+    folder = Run(run)
+    labels, config = folder.classes, folder.config
+    public = data.load(folder.dataset, "PublicTest", labels)
+    model = check_input(load_checkpoint(folder.best), config, folder.best)
+    tensor = model_input(public.pixels, config)
     variants = {"plain": model, "flip TTA": with_flip_tta(model)}
     if ensemble:
         members = [load_member(other) for other in ensemble]

@@ -357,14 +357,15 @@ def time_run(recipe: dict[str, Any], random_faces: bool) -> dict[str, float]:
 
     from training import data, nets
     from training.augment import Augment, Mix
-    from training.train import NORM, FaceBatches, limit
-    from emofer.preprocess import normalize
+    from emofer.preprocess import model_input
+    from training.runs import draft_config
+    from training.train import FaceBatches, limit
 
     classes = tuple(recipe["classes"])
     if random_faces:
         rng = np.random.default_rng(0)
         n_train, n_val = recipe["n_train"], recipe["n_val"]
-        make = lambda n, split: data.FaceSet(rng.integers(0, 256, (n, 48, 48), np.uint8),
+        make = lambda n, split: data.FaceSet(rng.integers(0, 256, (n, *data.FER_SIZE), np.uint8),
                                              rng.integers(0, len(classes), n), classes, split)
         train_set, val_set = make(n_train, "Training"), make(n_val, "PublicTest")
     else:
@@ -374,8 +375,11 @@ def time_run(recipe: dict[str, Any], random_faces: bool) -> dict[str, float]:
         val_set = limit(data.load(recipe["dataset"], "PublicTest", classes), recipe.get("limit_val"), seed)
     aug = Augment(**recipe.get("augment", {})) if recipe.get("augment") is not None else None
     mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
-    batches = FaceBatches(train_set, int(recipe.get("batch_size", 64)), aug, 0, None, None, mix)
-    model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
+    config = draft_config(recipe)
+    batches = FaceBatches(train_set, config, int(recipe.get("batch_size", 64)), aug, 0, None, None, mix)
+    spec = config.input
+    model = nets.build(recipe["network"], (spec.height, spec.width, spec.channels), len(classes),
+                       **recipe.get("network_options", {}))
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
     steps = min(len(batches), WARMUP_STEPS + TIMED_STEPS)
     started = None
@@ -385,7 +389,7 @@ def time_run(recipe: dict[str, Any], random_faces: bool) -> dict[str, float]:
         x, y = batches[step][:2]
         model.train_on_batch(x, y)
     step_seconds = (time.perf_counter() - started) / max(1, steps - min(WARMUP_STEPS, steps - 1))
-    x_val = normalize(val_set.pixels, NORM)[..., None]
+    x_val = model_input(val_set.pixels, config)
     model.predict(x_val[:256], verbose=0)
     started = time.perf_counter()
     model.predict(x_val, batch_size=256, verbose=0)
@@ -398,7 +402,8 @@ def train_one(recipe_path: Path, run: Path, deadline: float, fixed_epochs: int |
               max_epochs: int | None) -> None:
     """One device run: time the first steps, pick the epochs that end before ``deadline``, train."""
     from training import nets
-    from training.train import train, write_json
+    from training.runs import write_json
+    from training.train import train
     recipe = json.loads(recipe_path.read_text())
     began = time.time()
     if fixed_epochs:
@@ -498,7 +503,8 @@ def run_plan(plan_path: Path, stage: Path, out: Path, time_only: bool = False) -
         log.info("%s exited %s", name, proc.returncode)
     summary = {"device": device, "seconds": time.time() - began, "runs": {}}
     for name, (proc, run) in procs.items():
-        state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
+        from training.runs import Run
+        state = Run(run).state if Run(run).started else {}
         timing = json.loads((run / "device-timing.json").read_text()) if (run / "device-timing.json").is_file() else {}
         summary["runs"][name] = {"exit": proc.returncode, "epochs": state.get("epoch", 0),
                                  "best_epoch": state.get("best_epoch"), "best_val_accuracy": state.get("best_val_accuracy"),
@@ -647,8 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.verb == "time":
         print(json.dumps(time_run(json.loads(args.recipe.read_text()), random_faces=True)))
     else:
+        from training.runs import Run
         for run in unpack(args.results, args.runs, args.force):
-            state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
+            state = Run(run).state if Run(run).started else {}
             print(f"{run}: {state.get('epoch', 0)} epochs, best PublicTest {state.get('best_val_accuracy')} "
                   f"at epoch {state.get('best_epoch')}")
     return 0

@@ -20,35 +20,37 @@ from pathlib import Path
 
 import numpy as np
 
-from emofer.preprocess import Normalization, normalize
+from emofer.preprocess import model_input
 from training import data, nets
+from training.runs import Run
 
 log = logging.getLogger("emofer.training")
 CACHE_NAME = "teacher_targets.npz"
 
 
-def teacher_probabilities(teachers: Sequence[Path], faces: data.FaceSet, norm: Normalization,
-                          flip: bool = True, batch_size: int = 256) -> np.ndarray:
+def teacher_probabilities(teachers: Sequence[Path], faces: data.FaceSet, flip: bool = True,
+                          batch_size: int = 256) -> np.ndarray:
     """Mean probability over ``faces.classes`` of every teacher run (and mirror, with ``flip``).
 
+    Each teacher sees the faces as its own run's config.json says (size, channels, normalisation).
     A teacher trained on more classes contributes its probabilities of ``faces.classes``
     renormalised to sum to 1; one that lacks a class is an error.
     """
     if not teachers:
         raise ValueError("distillation needs at least one teacher run (--teacher RUN_DIR)")
-    x = normalize(faces.pixels, norm)[..., None]
-    views = [x, x[:, :, ::-1]] if flip else [x]
     total = np.zeros((len(faces), len(faces.classes)), np.float64)
     for run in teachers:
-        run = Path(run)
-        classes = nets.run_classes(run)
-        model = nets.load(run / "best.keras", compile=False)
+        run = Run(run)
+        classes = run.classes
+        model = nets.load(run.best, compile=False)
+        x = model_input(faces.pixels, run.config)
+        views = [x, x[:, :, ::-1]] if flip else [x]  # NHWC: axis 2 is the width
         for number, view in enumerate(views):
             probabilities = np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)
-            picked = np.asarray(nets.pick_classes(probabilities, classes, faces.classes, f"teacher {run}"))
+            picked = np.asarray(nets.pick_classes(probabilities, classes, faces.classes, f"teacher {run.path}"))
             total += picked
             if number == 0:
-                log.info("teacher %s: training accuracy %.4f", run, float((picked.argmax(1) == faces.labels).mean()))
+                log.info("teacher %s: training accuracy %.4f", run.path, float((picked.argmax(1) == faces.labels).mean()))
     return (total / (len(teachers) * len(views))).astype(np.float32)
 
 
@@ -69,8 +71,8 @@ def blend(hard: np.ndarray, teacher: np.ndarray, alpha: float) -> np.ndarray:
     return (alpha * hard + (1.0 - alpha) * teacher).astype(np.float32)
 
 
-def targets(run: Path, teachers: Sequence[Path], faces: data.FaceSet, norm: Normalization,
-            alpha: float = 0.5, temperature: float = 2.0, flip: bool = True) -> np.ndarray:
+def targets(run: Path, teachers: Sequence[Path], faces: data.FaceSet, alpha: float = 0.5,
+            temperature: float = 2.0, flip: bool = True) -> np.ndarray:
     """The student's training targets, from the cache in ``run`` when it matches these faces."""
     key = hashlib.sha256(faces.pixels.tobytes() + faces.labels.tobytes()
                          + json.dumps([sorted(str(Path(t).resolve()) for t in teachers), flip]).encode()).hexdigest()
@@ -82,7 +84,7 @@ def targets(run: Path, teachers: Sequence[Path], faces: data.FaceSet, norm: Norm
         else:
             raise ValueError(f"{cache} was computed for other faces or teachers; remove it or use a new run folder")
     else:
-        teacher = teacher_probabilities(teachers, faces, norm, flip)
+        teacher = teacher_probabilities(teachers, faces, flip)
         np.savez(cache, key=key, probabilities=teacher)
     agree = float((teacher.argmax(1) == faces.labels).mean())
     log.info("teacher ensemble agrees with the training labels on %.4f of %d faces", agree, len(faces))

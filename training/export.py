@@ -20,10 +20,8 @@ graph. ``--calibrate`` fits a temperature on PublicTest; emofer serves
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -38,16 +36,15 @@ os.environ["KERAS_BACKEND"] = EXPORT_BACKEND
 import keras
 import numpy as np
 
-from emofer.config import CONFIG_NAME, MODEL_NAME, InputSpec, ModelConfig
+from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import OnnxClassifier, sha256_of
-from emofer.preprocess import CropPolicy, to_tensor
-from training import data, evaluate, metrics, nets
+from emofer.preprocess import CropPolicy, model_input
+from training import card, data, evaluate, metrics, nets
 from training.framing import DEFAULT_POLICIES, load_policies
-from training.train import NORM
+from training.runs import Run
 
 log = logging.getLogger("emofer.training")
 
-CARD_NAME = "README.md"
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
 BATCH_DIM = "batch"
@@ -108,7 +105,16 @@ def with_members(model: keras.Model, labels: tuple[str, ...],
 
 def load_member(run: Path, checkpoint: str = "best.keras") -> tuple[keras.Model, tuple[str, ...]]:
     """A run's checkpoint and its class names (from recipe.json), for ``with_members``."""
-    return load_checkpoint(run / checkpoint), nets.run_classes(run)
+    return load_checkpoint(Path(run) / checkpoint), Run(run).classes
+
+
+def check_input(model: keras.Model, config: ModelConfig, where: str | Path = "the checkpoint") -> keras.Model:
+    """``model`` if its graph takes the input ``config`` (the run's config.json) says, else ExportError."""
+    spec = config.input
+    if tuple(model.input_shape[1:]) != (spec.height, spec.width, spec.channels):
+        raise ExportError(f"{where} takes input {model.input_shape[1:]}, but the run's config.json says "
+                          f"{spec.height}x{spec.width}x{spec.channels}; the config does not belong to this run")
+    return model
 
 
 def to_onnx(model: keras.Model, path: Path) -> None:
@@ -158,12 +164,6 @@ def check_parity(keras_probabilities: np.ndarray, onnx_probabilities: np.ndarray
     return parity
 
 
-def training_command(recipe: dict[str, Any]) -> str:
-    """The ``python -m training.train ...`` command that produced a run (from its recipe.json)."""
-    argv = shlex.split(str(recipe.get("command", "")))[1:]
-    return evaluate.command_line("training.train", argv or ["--recipe", recipe.get("name", "?"), "--out", "RUN_DIR"])
-
-
 def crop_policies(framing: str | Path | None) -> dict[str, CropPolicy]:
     """``crop_by_detector`` from a framing.json of training/framing.py; {} for None or an absent default."""
     if framing is None:
@@ -198,37 +198,27 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
         raise ExportError(f"export needs Keras on {EXPORT_BACKEND} (tf2onnx); keras was loaded on "
                           f"{keras.backend.backend()} before training.export: run python -m training.export on its own")
     by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
-    recipe = json.loads((run / "recipe.json").read_text())
-    state = json.loads((run / "state.json").read_text())
-    labels = nets.run_classes(run)
-    model = load_checkpoint(run / checkpoint)
+    folder = Run(run)
+    draft, labels = folder.config, folder.classes  # the run's config.json from epoch one
+    model = check_input(load_checkpoint(run / checkpoint), draft, run / checkpoint)
     if ensemble:
-        model = with_members(model, labels, [load_member(Path(other)) for other in ensemble])
+        members = [Run(other) for other in ensemble]
+        for member in members:
+            if (member.config.input, member.config.normalize) != (draft.input, draft.normalize):
+                raise ExportError(f"ensemble member {member.path} was trained on other input than {run} "
+                                  f"({vars(member.config.input)}, {vars(member.config.normalize)})")
+        model = with_members(model, labels, [load_member(member.path) for member in members])
     if tta_flip:
         model = with_flip_tta(model)
     onnx_path = out / MODEL_NAME
     to_onnx(model, onnx_path)
 
-    spec = InputSpec(*model.input_shape[1:3], model.input_shape[3])
-    public = data.load(recipe["dataset"], "PublicTest", labels, root=data_root)
-    tensor = to_tensor(public.pixels, spec.size, spec.channels, NORM)
+    public = data.load(folder.dataset, "PublicTest", labels, root=data_root)
+    tensor = model_input(public.pixels, draft)
     keras_probabilities = model.predict(tensor, batch_size=256, verbose=0)
-    config = ModelConfig(
-        name=name, labels=labels, input=spec, normalize=NORM, crop=CropPolicy(), temperature=1.0,
-        model_sha256=sha256_of(onnx_path), crop_by_detector=by_detector,
-        trained_on={
-            "dataset": recipe["dataset"], "split": "Training", "selected_on": "PublicTest",
-            "recipe": recipe.get("name"), "network": recipe.get("network"),
-            "epochs": int(state.get("epoch", len(state.get("history", [])))),
-            "best_epoch": int(state.get("best_epoch", 0)), "checkpoint": checkpoint,
-            "train_seconds": round(float(state.get("train_seconds", 0.0)), 1),
-            "machine": recipe.get("machine"), "keras": recipe.get("keras", keras.__version__),
-            "backend": recipe.get("backend", keras.backend.backend()),
-            "soft_labels": bool(recipe.get("soft_labels", False)), "tta_flip": tta_flip,
-            "ensemble_with": [json.loads((Path(o) / "recipe.json").read_text()).get("name") for o in ensemble],
-            "command": training_command(recipe),
-        },
-    )
+    config = draft.with_updates(  # the draft completed: name, sha256, framing, epochs and how it was exported
+        name=name, labels=labels, model_sha256=sha256_of(onnx_path), crop_by_detector=by_detector,
+        trained_on=folder.trained_on(checkpoint, tta_flip, [Run(other).name for other in ensemble]))
     rows = np.unique(np.linspace(0, len(public) - 1, min(PARITY_FACES, len(public))).astype(int))  # all classes
     try:
         check_parity(keras_probabilities[rows], OnnxClassifier(onnx_path, config).run(tensor[rows]))
@@ -264,154 +254,14 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
                                           "PublicTest": {"accuracy": round(public_eval.scores.accuracy, 4),
                                                          "n": public_eval.scores.n}})
     config.save(out / CONFIG_NAME)
-    card = model_card(config, private_eval)
-    (out / CARD_NAME).write_text(card, encoding="utf-8")
-    (report_dir / "card.md").write_text(card.split("---\n", 2)[-1].lstrip(), encoding="utf-8")  # docs copy
+    card.write(out, report_dir)
     log.info("exported %s to %s", name, out)
     return config
 
 
-# --- the model card ---
-
-def model_card(config: ModelConfig, evaluation: evaluate.Evaluation) -> str:
-    """README.md for the Hub: front matter, metrics, intended use, limitations, data licences."""
-    trained, s = config.trained_on, evaluation.scores
-    private, public = config.metrics["PrivateTest"], config.metrics["PublicTest"]
-    short = config.name.rsplit("/", 1)[-1]
-    ferplus = evaluate.dataset_of(config) == "ferplus"
-    per_class = "\n".join(f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
-                          for c in s.per_class)
-    members = list(trained.get("ensemble_with") or [])
-    flags = ("".join(f" --ensemble runs/{m}" for m in members) + " --tta-flip" * bool(trained.get("tta_flip"))
-             + " --calibrate" * (config.temperature != 1.0))
-    network = f"`{trained.get('network', '?')}`"
-    what = (f"A small convolutional network ({network})" if not members else
-            f"{len(members) + 1} small convolutional networks averaged in one graph ({network} from run "
-            f"`{trained.get('recipe', '?')}`, with {', '.join(f'`{m}`' for m in members)})")
-    about_graph = ("\nThe graph averages the probabilities of the face and of its mirror image (flip "
-           "test-time augmentation).\n") if trained.get("tta_flip") else ""
-    quant = trained.get("quantization")
-    if quant:
-        about_graph += (f"\nQuantised to int8 from `{quant['from']}` ({quant['method']}; activation ranges "
-                f"calibrated on {quant['calibration']}): a smaller file and faster on CPUs (sizes and per-face "
-                f"times: docs/models.md in the emofer repository). The float model scores "
-                f"{config.metrics.get('float_PrivateTest')} on PrivateTest and {config.metrics.get('float_PublicTest')} "
-                f"on PublicTest.\n")
-    export_line = (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
-                   f"--out src/emofer/models/{short}" if quant else
-                   f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{flags}")
-    ferplus_yaml = "\n  - ferplus" if ferplus else ""
-    ferplus_licence = ("- FER+ (Barsoum et al., 2016): FER2013 relabelled by 10 annotators per face; the labels\n"
-                       "  are released by Microsoft under the MIT licence.\n") if ferplus else ""
-    return f"""---
-library_name: emofer
-license: mit
-pipeline_tag: image-classification
-tags:
-  - emotion-recognition
-  - facial-expression-recognition
-  - onnx
-  - {evaluate.dataset_of(config)}
-datasets:
-  - fer2013{ferplus_yaml}
-metrics:
-  - accuracy
-  - f1
----
-
-# {config.name}
-
-{what} that classif{'y' if members else 'ies'} a cropped, grey
-48x48 face into {len(config.labels)} facial expressions: {", ".join(config.labels)}. It is an
-emofer model: `model.onnx` runs on ONNX Runtime, and `config.json` carries the labels, input
-size, normalisation, crop policy and temperature.
-{about_graph}
-## How to use
-
-```python
-from emofer import EmotionRecognizer
-
-recognizer = EmotionRecognizer.from_pretrained("{config.name}")
-faces = recognizer.predict("photo.jpg")          # detect faces, then classify each one
-probabilities = recognizer.classify(face_crops)  # or classify crops you already have
-```
-
-## Metrics
-
-Trained on {"FER+" if ferplus else "FER2013"} Training, checkpoint chosen on PublicTest, reported
-once on PrivateTest (the standard protocol), through `EmotionRecognizer.classify` on the
-dataset's own 48x48 faces.
-
-| split | faces | accuracy | macro F1 | weighted F1 | ECE |
-|---|---:|---:|---:|---:|---:|
-| PrivateTest | {private["n"]} | {private["accuracy"]:.4f} | {private["macro_f1"]:.4f} | {private["weighted_f1"]:.4f} | {private["ece"]:.4f} |
-| PublicTest (model selection) | {public["n"]} | {public["accuracy"]:.4f} | | | |
-
-| class | precision | recall | F1 | support |
-|---|---:|---:|---:|---:|
-{per_class}
-
-Confusion matrix on PrivateTest (rows: true, columns: predicted):
-
-{evaluate.confusion_table(s)}
-
-Temperature {config.temperature:.4f}: emofer serves `softmax(log(p) / T)` of the network's
-probabilities `p` (1.0 leaves them as they are). The full report with figures is
-`docs/models/{short}/report.md` in the emofer repository.
-
-## Intended use
-
-Research, teaching and prototyping on facial *expression* recognition: labelling the visible
-expression of a clearly visible, roughly frontal face, and aggregate analyses where a single
-error harms no one (studying a dataset, demonstrating a pipeline).
-
-## Out-of-scope uses
-
-- Inferring a person's internal emotional state, intentions, personality, honesty or mental
-  health. A facial expression is not an emotion; the model only labels what a face looks like.
-- Any decision about people: hiring, education or exam proctoring, policing, border control,
-  credit, insurance, medical diagnosis, or surveillance and tracking of individuals.
-- Use on people who have not agreed to it, or where the law restricts emotion recognition
-  (the EU AI Act, for one, bans it in workplaces and schools).
-
-## Limitations
-
-- FER2013 was gathered by web image search: its faces are largely posed, skewed towards young,
-  light-skinned adults, and its labels are noisy (human agreement is about 65%). Accuracy may
-  differ between demographic groups; it has not been measured per group.
-- The input is a 48x48 grey crop: colour and fine detail are lost; profile views, occlusion,
-  harsh lighting and small faces degrade the results.
-- Posed expressions are easier than spontaneous ones: expect lower accuracy on everyday video.
-- The classes are imbalanced (PrivateTest faces: {", ".join(f"{c.label} {c.support}" for c in s.per_class)});
-  the per-class table shows where the model is weak.
-- The figures above use the dataset's own crops; a face detector's crops may score lower.
-
-## Training data and licences
-
-- FER2013 (Goodfellow et al., "Challenges in Representation Learning", ICML 2013 workshop
-  challenge): 35,887 grey 48x48 faces, distributed for research use. Check its terms before
-  any commercial use of models trained on it.
-{ferplus_licence}- These weights are released under the MIT licence; the data's own terms still apply to it.
-
-## Training
-
-- Recipe `{trained.get("recipe")}` (`training/recipes/` in the emofer repository), Keras
-  {trained.get("keras")} with the {trained.get("backend")} backend.
-- Command: `{trained.get("command")}`
-- Export: `{export_line}`
-- {trained.get("epochs")} epochs, best epoch {trained.get("best_epoch")} on PublicTest,
-  {_duration(float(trained.get("train_seconds", 0.0)))} of training on {trained.get("machine")}.
-- model.onnx sha256: `{config.model_sha256}`
-"""
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="training run folder (recipe.json, state.json, best.keras)")
+    parser.add_argument("run", type=Path, help="training run folder (recipe.json, config.json, state.json, best.keras)")
     parser.add_argument("--name", required=True, help="model name = Hub repo id, e.g. emofer/fer5")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write")
     parser.add_argument("--checkpoint", default="best.keras", help="checkpoint file in the run folder")

@@ -130,6 +130,11 @@ class Run:
         return json.loads(path.read_text()) if path.is_file() else fresh_state()
 
     @property
+    def started(self) -> bool:
+        """Whether an epoch has finished (state.json exists)."""
+        return (self.path / STATE_NAME).is_file()
+
+    @property
     def history(self) -> list[dict[str, float]]:
         """One dict of Keras logs per finished epoch (loss, accuracy, val_*, epoch, seconds)."""
         return list(self.state.get("history", []))

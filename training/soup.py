@@ -7,14 +7,14 @@ their weights is a network of the same size and speed that can beat each of them
 soup (Wortsman et al., 2022) ranks the runs by PublicTest accuracy alone, then adds each one only
 if the soup's PublicTest accuracy does not drop; ``--uniform`` averages all of them. Choosing
 reads PublicTest only. The output is a run folder that training/export.py takes like any other:
-``best.keras``, ``recipe.json`` (the first ingredient's recipe plus the soup) and ``state.json``
-(that ingredient's history; ``train_seconds`` summed over the ingredients).
+``best.keras``, ``recipe.json`` (the first ingredient's recipe plus the soup), ``config.json``
+(the ingredients' shared draft config) and ``state.json`` (that ingredient's history;
+``train_seconds`` summed over the ingredients).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,9 +23,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from emofer.preprocess import normalize
+from emofer.config import ModelConfig
+from emofer.preprocess import model_input
 from training import data, evaluate, nets
-from training.train import NORM, write_json
+from training.runs import PREPROCESSING, Run, draft_config
 
 log = logging.getLogger("emofer.training")
 
@@ -40,21 +41,25 @@ def average(models: Sequence[keras.Model]) -> keras.Model:
     return soup
 
 
-def accuracy(model: keras.Model, faces: data.FaceSet) -> float:
-    """Top-1 accuracy of ``model`` on ``faces`` (plain, no mirror)."""
-    probabilities = model.predict(normalize(faces.pixels, NORM)[..., None], batch_size=256, verbose=0)
+def accuracy(model: keras.Model, faces: data.FaceSet, config: ModelConfig) -> float:
+    """Top-1 accuracy of ``model`` on ``faces`` made into ``config``'s input (plain, no mirror)."""
+    probabilities = model.predict(model_input(faces.pixels, config), batch_size=256, verbose=0)
     return float((probabilities.argmax(1) == faces.labels).mean())
 
 
 def soup(runs: Sequence[Path], uniform: bool = False) -> tuple[keras.Model, list[Path], dict[str, float]]:
     """(soup network, the runs in it, PublicTest accuracy of each run alone and of the soup)."""
-    recipes = [json.loads((Path(r) / "recipe.json").read_text()) for r in runs]
-    classes = {data.emotion_names(r["classes"]) for r in recipes}
-    if len(classes) != 1 or len({r["dataset"] for r in recipes}) != 1:
+    folders = [Run(r) for r in runs]
+    classes = {f.classes for f in folders}
+    if len(classes) != 1 or len({f.dataset for f in folders}) != 1:
         raise ValueError(f"the runs must share dataset and classes, got {sorted(classes)}")
-    public = data.load(recipes[0]["dataset"], "PublicTest", classes.pop())
-    models = {Path(r): nets.load(Path(r) / "best.keras", compile=False) for r in runs}
-    exact = {r: accuracy(m, public) for r, m in models.items()}
+    config = folders[0].config
+    inputs = {tuple(str(f.config.to_dict()[key]) for key in PREPROCESSING) for f in folders}
+    if len(inputs) != 1:
+        raise ValueError(f"the runs must share their input and normalisation (config.json), got {sorted(inputs)}")
+    public = data.load(folders[0].dataset, "PublicTest", classes.pop())
+    models = {f.path: nets.load(f.best, compile=False) for f in folders}
+    exact = {r: accuracy(m, public, config) for r, m in models.items()}
     alone = {str(r): round(score, 4) for r, score in exact.items()}
     for run, score in alone.items():
         log.info("%s alone: PublicTest %.4f", run, score)
@@ -62,13 +67,13 @@ def soup(runs: Sequence[Path], uniform: bool = False) -> tuple[keras.Model, list
     if uniform:
         chosen = ranked
         network = average([models[r] for r in chosen])
-        best = accuracy(network, public)
+        best = accuracy(network, public, config)
     else:  # every candidate soup is scored once; the last one kept is the answer
         chosen, best = [ranked[0]], exact[ranked[0]]
         network = average([models[ranked[0]]])  # a copy: the soup never aliases a run's model
         for run in ranked[1:]:
             candidate = average([models[r] for r in chosen + [run]])
-            score = accuracy(candidate, public)
+            score = accuracy(candidate, public, config)
             log.info("greedy: + %s -> PublicTest %.4f (%s)", run, score, "kept" if score >= best else "left out")
             if score >= best:
                 chosen, network, best = chosen + [run], candidate, score
@@ -79,19 +84,17 @@ def soup(runs: Sequence[Path], uniform: bool = False) -> tuple[keras.Model, list
 def write_run(network: keras.Model, chosen: Sequence[Path], scores: dict[str, float], out: Path,
               command: str) -> Path:
     """Write the soup as a run folder export.py reads; return its best.keras."""
-    out.mkdir(parents=True, exist_ok=True)
-    first = Path(chosen[0])
-    recipe = json.loads((first / "recipe.json").read_text())
-    state = json.loads((first / "state.json").read_text())
-    states = [json.loads((Path(r) / "state.json").read_text()) for r in chosen]
+    first, soup_run = Run(chosen[0]), Run(out)
+    recipe, state = first.recipe, first.state
     recipe.update(name=f"soup of {', '.join(Path(r).name for r in chosen)}", soup=[str(r) for r in chosen],
                   soup_scores=scores, command=command)
-    state.update(train_seconds=sum(float(s.get("train_seconds", 0.0)) for s in states),
+    state.update(train_seconds=sum(float(Run(r).state.get("train_seconds", 0.0)) for r in chosen),
                  best_val_accuracy=scores["soup"])
-    network.save(out / "best.keras")
-    write_json(out / "recipe.json", recipe)
-    write_json(out / "state.json", state)
-    return out / "best.keras"
+    soup_run.write_recipe(recipe)
+    soup_run.write_config(first.config.with_updates(name=recipe["name"], trained_on=draft_config(recipe).trained_on))
+    soup_run.write_state(state)
+    network.save(soup_run.best)
+    return soup_run.best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,10 @@
 Resumable: every epoch writes ``last.keras`` (weights + optimiser state) and ``state.json``;
 running the same command again continues from there. ``best.keras`` is the epoch with the best
 PublicTest accuracy (the only split used for choosing); PrivateTest is never read here.
+
+Before epoch one the run folder gets its draft ``config.json`` (training/runs.py): the labels,
+input size, channels and normalisation the network is trained on, which every tensor here is
+made from (``emofer.preprocess.model_input``) and which export completes.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
 import keras
 import numpy as np
 
-from emofer.preprocess import Normalization, normalize
+from emofer.config import ModelConfig
+from emofer.preprocess import model_input
 from training import data, distill, nets
 from training.augment import Augment, Mix
+from training.runs import Run, recipe_classes
 
 log = logging.getLogger("emofer.training")
 RECIPES = Path(__file__).with_name("recipes")
-NORM = Normalization()  # the normalisation written into every exported config.json
+#: What a run's epochs are judged by: PublicTest accuracy (higher is better).
+MONITOR = "val_accuracy"
 
 
 def load_recipe(name_or_path: str) -> dict:
@@ -47,20 +54,14 @@ def load_recipe(name_or_path: str) -> dict:
     return json.loads(path.read_text())
 
 
-def recipe_classes(recipe: dict) -> tuple[str, ...]:
-    """A recipe's class names: a subset name of training.data.SUBSETS or an explicit list."""
-    classes = recipe["classes"]
-    return data.SUBSETS[classes] if isinstance(classes, str) else data.emotion_names(classes)
-
-
 class FaceBatches(keras.utils.PyDataset):
-    """Shuffled, augmented, normalised batches of one FaceSet."""
+    """Shuffled, augmented batches of one FaceSet, made into ``config``'s model input."""
 
-    def __init__(self, faces: data.FaceSet, batch_size: int, augment: Augment | None, seed: int,
-                 sample_weight: np.ndarray | None = None, targets: np.ndarray | None = None,
+    def __init__(self, faces: data.FaceSet, config: ModelConfig, batch_size: int, augment: Augment | None,
+                 seed: int, sample_weight: np.ndarray | None = None, targets: np.ndarray | None = None,
                  mix: Mix | None = None):
         super().__init__()
-        self.faces, self.batch_size, self.augment, self.mix = faces, batch_size, augment, mix
+        self.faces, self.config, self.batch_size, self.augment, self.mix = faces, config, batch_size, augment, mix
         self.targets = (faces.targets() if targets is None else targets).astype(np.float32)
         self.sample_weight = sample_weight
         self.seed, self.epoch = seed, 0
@@ -82,7 +83,7 @@ class FaceBatches(keras.utils.PyDataset):
         pixels = self.faces.pixels[rows]
         if self.augment is not None:
             pixels = self.augment(pixels, np.random.default_rng([self.seed, self.epoch, index]))
-        x, y = normalize(pixels, NORM)[..., None], self.targets[rows]
+        x, y = model_input(pixels, self.config), self.targets[rows]
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         if self.mix is not None:
             x, y, weights = self.mix(x, y, weights, np.random.default_rng([self.seed, self.epoch, index, 1]))
@@ -104,13 +105,32 @@ def limit(faces: data.FaceSet, n: int | None, seed: int) -> data.FaceSet:
     return faces.take(np.sort(np.random.default_rng(seed).permutation(len(faces))[:n]))
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """last.keras + state.json every epoch, best.keras on a new best PublicTest accuracy,
-    history.json appended, early stopping after ``patience`` epochs without improvement."""
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that a resumed run starts where it left off: its best PublicTest accuracy and
+    the epochs since (from state.json), so ``patience`` counts across restarts."""
 
-    def __init__(self, run: Path, state: dict, patience: int):
+    def __init__(self, state: dict, patience: int):
+        super().__init__(monitor=MONITOR, mode="max", patience=patience)
+        self.state = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.state["best_epoch"]:
+            self.best = self.state["best_val_accuracy"]
+            self.best_epoch = self.state["best_epoch"] - 1
+            self.wait = self.state["epoch"] - self.state["best_epoch"]
+
+
+class RunState(keras.callbacks.Callback):
+    """After the Keras checkpoints of an epoch: last.keras moved into place, the epoch appended to
+    state.json's history (with best epoch, seconds, early stop), one log line."""
+
+    def __init__(self, run: Run, state: dict, best: keras.callbacks.ModelCheckpoint, last_tmp: Path):
         super().__init__()
-        self.run, self.state, self.patience = run, state, patience
+        self.run, self.state, self.best, self.last_tmp = run, state, best, last_tmp
+        self.started = time.time()
+
+    def on_train_begin(self, logs=None):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -121,18 +141,25 @@ class Checkpoint(keras.callbacks.Callback):
         self.state["history"].append(logs)
         self.state["epoch"] = epoch + 1
         self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + logs["seconds"]
-        if logs.get("val_accuracy", -1) > self.state["best_val_accuracy"]:
-            self.state.update(best_val_accuracy=logs["val_accuracy"], best_epoch=epoch + 1)
-            self.model.save(self.run / "best.keras")
-        self.model.save(self.run / "last.keras.tmp.keras")
-        os.replace(self.run / "last.keras.tmp.keras", self.run / "last.keras")
-        write_json(self.run / "state.json", self.state)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in logs.items()})
-        if epoch + 1 - self.state["best_epoch"] >= self.patience:
-            log.info("early stop: no PublicTest improvement for %d epochs", self.patience)
+        if self.best.best is not None and float(self.best.best) > self.state["best_val_accuracy"]:
+            self.state.update(best_val_accuracy=float(self.best.best), best_epoch=epoch + 1)  # best.keras saved it
+        os.replace(self.last_tmp, self.run.last)  # a whole file or the previous one, never half of one
+        if self.model.stop_training:
+            log.info("early stop: no PublicTest improvement for %d epochs", epoch + 1 - self.state["best_epoch"])
             self.state["stopped_early"] = True
-            write_json(self.run / "state.json", self.state)
-            self.model.stop_training = True
+        self.run.write_state(self.state)
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in logs.items()})
+
+
+def checkpoints(run: Run, state: dict, patience: int) -> list[keras.callbacks.Callback]:
+    """The callbacks of one fit: best.keras (ModelCheckpoint on PublicTest accuracy, seeded with the
+    run's best so far), last.keras every epoch (ModelCheckpoint to a temporary name that RunState
+    renames), early stopping after ``patience`` epochs without improvement, and state.json."""
+    best = keras.callbacks.ModelCheckpoint(run.best, monitor=MONITOR, mode="max", save_best_only=True,
+                                           initial_value_threshold=state["best_val_accuracy"])
+    last_tmp = run.path / f"{run.last.name}.tmp.keras"
+    last = keras.callbacks.ModelCheckpoint(last_tmp)
+    return [best, last, ResumedEarlyStopping(state, patience), RunState(run, state, best, last_tmp)]
 
 
 def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
@@ -165,34 +192,23 @@ def machine() -> str:
     return words
 
 
-def write_json(path: Path, obj) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     """Train (or resume) ``recipe`` in folder ``run``; return the path of best.keras."""
-    run.mkdir(parents=True, exist_ok=True)
+    folder = Run(run)
+    state = folder.state
+    if state.get("stopped_early") or state["epoch"] >= recipe["epochs"]:
+        log.info("run %s already finished at epoch %d", run, state["epoch"])
+        return folder.best
     seed = int(recipe.get("seed", 1337))
     classes = recipe_classes(recipe)
+    config = folder.start({**recipe, "classes": list(classes), "keras": keras.__version__,
+                           "backend": keras.backend.backend(), "python": platform.python_version(),
+                           "machine": machine(), "command": " ".join(sys.argv)})
     soft = bool(recipe.get("soft_labels", False))
     train_set = limit(data.load(recipe["dataset"], "Training", classes, soft=soft), recipe.get("limit_train"), seed)
     val_set = limit(data.load(recipe["dataset"], "PublicTest", classes), recipe.get("limit_val"), seed)
-    log.info("train %d faces %s, PublicTest %d faces", len(train_set), train_set.counts(), len(val_set))
-
-    state_path = run / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {
-        "epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "history": []}
-    if state.get("stopped_early") or state["epoch"] >= recipe["epochs"]:
-        log.info("run %s already finished at epoch %d", run, state["epoch"])
-        return run / "best.keras"
-
-    recipe_record = {**recipe, "classes": list(classes), "keras": keras.__version__,
-                     "backend": keras.backend.backend(), "python": platform.python_version(),
-                     "machine": machine(), "command": " ".join(sys.argv)}
-    write_json(run / "recipe.json", recipe_record)
+    log.info("train %d faces %s, PublicTest %d faces; input %s", len(train_set), train_set.counts(), len(val_set),
+             vars(config.input))
 
     keras.utils.set_random_seed(seed + state["epoch"])
     batch = int(recipe.get("batch_size", 64))
@@ -202,33 +218,41 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     targets = None
     if recipe.get("distill") is not None:
         options = dict(recipe["distill"])
-        targets = distill.targets(run, [Path(t) for t in options.pop("teachers", [])], train_set, NORM, **options)
+        targets = distill.targets(run, [Path(t) for t in options.pop("teachers", [])], train_set, **options)
     mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
-    batches = FaceBatches(train_set, batch, aug, seed, weights, targets, mix)
+    batches = FaceBatches(train_set, config, batch, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
-    x_val = normalize(val_set.pixels, NORM)[..., None]
+    x_val = model_input(val_set.pixels, config)
     y_val = val_set.targets().astype(np.float32)
 
-    if (run / "last.keras").exists():
+    if folder.last.exists():
         log.info("resuming %s after epoch %d", run, state["epoch"])
-        model = nets.load(run / "last.keras")
+        model = nets.load(folder.last)
     else:
-        model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
+        spec = config.input
+        model = nets.build(recipe["network"], (spec.height, spec.width, spec.channels), len(classes),
+                           **recipe.get("network_options", {}))
         if recipe.get("init_from"):
             transfer_weights(Path(recipe["init_from"]), model)
-        steps = len(batches) * recipe["epochs"]
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=steps - len(batches) * recipe.get("warmup_epochs", 1),
-            warmup_target=recipe.get("lr", 2e-3), warmup_steps=len(batches) * recipe.get("warmup_epochs", 1),
-            alpha=0.01)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.get("weight_decay", 1e-4))
-        model.compile(optimizer=optimizer,
+        model.compile(optimizer=optimizer(recipe, len(batches)),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.get("label_smoothing", 0.0)),
                       metrics=["accuracy"])
     log.info("network %s: %d parameters", recipe["network"], model.count_params())
     model.fit(batches, validation_data=(x_val, y_val), epochs=recipe["epochs"], initial_epoch=state["epoch"],
-              callbacks=[Checkpoint(run, state, recipe.get("patience", 10))], verbose=2)
-    return run / "best.keras"
+              callbacks=checkpoints(folder, state, recipe.get("patience", 10)), verbose=2)
+    return folder.best
+
+
+def optimizer(recipe: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW on a linear warm-up to ``lr`` over ``warmup_epochs``, then cosine decay to 1% of it.
+
+    A run no longer than its warm-up keeps one decay step (CosineDecay needs at least one).
+    """
+    warmup_steps = steps_per_epoch * recipe.get("warmup_epochs", 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, steps_per_epoch * recipe["epochs"] - warmup_steps),
+        warmup_target=recipe.get("lr", 2e-3), warmup_steps=warmup_steps, alpha=0.01)
+    return keras.optimizers.AdamW(schedule, weight_decay=recipe.get("weight_decay", 1e-4))
 
 
 def main(argv: list[str] | None = None) -> int:

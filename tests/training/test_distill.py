@@ -97,14 +97,14 @@ def _faces() -> data.FaceSet:
 
 
 def test_teacher_probabilities_average_runs_mirrors_and_class_subsets(tmp_path):
+    from emofer.preprocess import model_input
     from training import distill, nets
-    from training.train import NORM
-    from emofer.preprocess import normalize
+    from training.runs import Run
 
     faces = _faces()
     five = _teacher_run(tmp_path / "five", data.SUBSETS["fer5"], 1)
     seven = _teacher_run(tmp_path / "seven", data.SUBSETS["fer7"], 2)
-    x = normalize(faces.pixels, NORM)[..., None]
+    x = model_input(faces.pixels, Run(five).config)  # the teachers' config.json: 48x48 grey, / 255
 
     def manual(run: Path, classes: tuple[str, ...]) -> np.ndarray:
         model = nets.load(run / "best.keras")
@@ -112,36 +112,35 @@ def test_teacher_probabilities_average_runs_mirrors_and_class_subsets(tmp_path):
         views = [model.predict(v, verbose=0)[:, columns] for v in (x, x[:, :, ::-1])]
         return np.mean([v / v.sum(axis=1, keepdims=True) for v in views], axis=0)
 
-    got = distill.teacher_probabilities([five, seven], faces, NORM)
+    got = distill.teacher_probabilities([five, seven], faces)
     expected = (manual(five, data.SUBSETS["fer5"]) + manual(seven, data.SUBSETS["fer7"])) / 2
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
-    plain = distill.teacher_probabilities([five], faces, NORM, flip=False)
+    plain = distill.teacher_probabilities([five], faces, flip=False)
     assert not np.allclose(plain, manual(five, data.SUBSETS["fer5"]), atol=1e-6)  # the mirror counted
 
     with pytest.raises(ValueError, match="no classes"):
         distill.teacher_probabilities([five], data.FaceSet(faces.pixels, faces.labels, data.SUBSETS["fer7"][:6],
-                                                           "Training"), NORM)
+                                                           "Training"))
     with pytest.raises(ValueError, match="at least one teacher"):
-        distill.teacher_probabilities([], faces, NORM)
+        distill.teacher_probabilities([], faces)
 
 
 def test_targets_are_cached_per_run_and_refuse_other_faces(tmp_path):
     from training import distill
-    from training.train import NORM
 
     faces = _faces()
     teacher = _teacher_run(tmp_path / "teacher", data.SUBSETS["fer5"], 3)
     run = tmp_path / "student"
     run.mkdir()
-    first = distill.targets(run, [teacher], faces, NORM, alpha=0.5, temperature=2.0)
+    first = distill.targets(run, [teacher], faces, alpha=0.5, temperature=2.0)
     assert (run / distill.CACHE_NAME).exists()
     np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-5)
     assert (first[np.arange(len(faces)), faces.labels] >= 0.5).all()
     (teacher / "best.keras").unlink()  # a resumed run reads the cache, not the teacher
-    np.testing.assert_array_equal(distill.targets(run, [teacher], faces, NORM, alpha=0.5, temperature=2.0), first)
+    np.testing.assert_array_equal(distill.targets(run, [teacher], faces, alpha=0.5, temperature=2.0), first)
     with pytest.raises(ValueError, match="other faces or teachers"):
-        distill.targets(run, [teacher], faces.take(np.arange(3)), NORM)
+        distill.targets(run, [teacher], faces.take(np.arange(3)))
 
 
 def test_train_cli_pairs_teachers_with_a_distill_recipe(tmp_path):

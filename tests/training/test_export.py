@@ -22,9 +22,10 @@ pytest.importorskip("matplotlib", reason="the report needs matplotlib")
 from emofer import EmotionRecognizer  # noqa: E402
 from emofer.config import ModelConfig  # noqa: E402
 from emofer.model import sha256_of  # noqa: E402
-from emofer.preprocess import normalize  # noqa: E402
+from emofer.preprocess import model_input  # noqa: E402
 from training import data, export, framing, metrics, publish  # noqa: E402
-from training.train import NORM, load_recipe, train  # noqa: E402
+from training.runs import Run  # noqa: E402
+from training.train import load_recipe, train  # noqa: E402
 
 NAME = "emofer/smoke5"
 
@@ -63,12 +64,15 @@ def test_crop_by_detector_comes_from_framing_json(exported):
     assert ModelConfig.load(folder / "config.json").crop_by_detector == expected
 
 
-def test_model_folder(exported):
+def test_model_folder(run_dir, exported):
     folder, _, config = exported
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.onnx"]
     saved = ModelConfig.load(folder / "config.json")
     assert saved == config
-    assert saved.labels == data.SUBSETS["fer5"] and saved.normalize == NORM
+    draft = Run(run_dir).config  # the run's config.json from epoch one, which export completed
+    assert (saved.labels, saved.input, saved.normalize, saved.crop) == (draft.labels, draft.input, draft.normalize,
+                                                                        draft.crop)
+    assert saved.labels == data.SUBSETS["fer5"] and saved.input.size == (48, 48) and saved.normalize.scale == 1 / 255
     assert saved.model_sha256 == sha256_of(folder / "model.onnx")
     assert saved.trained_on["recipe"] == "smoke" and saved.trained_on["selected_on"] == "PublicTest"
     assert saved.trained_on["tta_flip"] is False and saved.trained_on["command"].startswith("python -m training.train")
@@ -88,12 +92,12 @@ def test_onnx_graph_names_and_dynamic_batch(exported):
         assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
-def test_emofer_classify_matches_keras_on_real_faces(exported, checkpoint):
+def test_emofer_classify_matches_keras_on_real_faces(run_dir, exported, checkpoint):
     """The train/serve-skew test: same faces, emofer's pipeline vs the training pipeline."""
     folder, _, config = exported
     faces = _strided(data.load("fer2013", "PrivateTest", config.labels), 256)
     served = EmotionRecognizer.from_pretrained(folder, detector="none").classify(faces.pixels)
-    trained = checkpoint.predict(normalize(faces.pixels, NORM)[..., None], verbose=0)  # as train.py feeds it
+    trained = checkpoint.predict(model_input(faces.pixels, Run(run_dir).config), verbose=0)  # as train.py feeds it
     expected = metrics.apply_temperature(trained, config.temperature, probabilities=True)
     assert np.abs(served - expected).max() <= 1e-4
     np.testing.assert_array_equal(served.argmax(1), trained.argmax(1))
@@ -138,7 +142,7 @@ def test_flip_tta_export_averages_the_mirror_image(run_dir, checkpoint, tmp_path
     config = ModelConfig.load(out / "config.json")
     assert config.trained_on["tta_flip"] is True and config.temperature == 1.0
     faces = _strided(data.load("fer2013", "PublicTest", config.labels), 64)
-    x = normalize(faces.pixels, NORM)[..., None]
+    x = model_input(faces.pixels, Run(run_dir).config)
     expected = (checkpoint.predict(x, verbose=0) + checkpoint.predict(x[:, :, ::-1], verbose=0)) / 2
     served = EmotionRecognizer.from_pretrained(out, detector="none").classify(faces.pixels)
     assert np.abs(served - expected).max() <= 1e-4
@@ -148,8 +152,7 @@ def test_ensemble_export_averages_the_member_runs(run_dir, checkpoint, tmp_path)
     """--ensemble RUN averages that run's best checkpoint in the graph; the card and config name it."""
     member = tmp_path / "member"
     member.mkdir()
-    recipe = json.loads((run_dir / "recipe.json").read_text())
-    (member / "recipe.json").write_text(json.dumps({**recipe, "name": "smoke-member"}))
+    Run(member).write_recipe({**Run(run_dir).recipe, "name": "smoke-member"})
     other = export.load_checkpoint(run_dir / "best.keras")
     weights = other.get_weights()
     weights[-2] = -weights[-2]  # the head's kernel negated: a member that disagrees with the main run
@@ -161,7 +164,7 @@ def test_ensemble_export_averages_the_member_runs(run_dir, checkpoint, tmp_path)
     config = ModelConfig.load(out / "config.json")
     assert config.trained_on["ensemble_with"] == ["smoke-member"]
     faces = _strided(data.load("fer2013", "PublicTest", config.labels), 64)
-    x = normalize(faces.pixels, NORM)[..., None]
+    x = model_input(faces.pixels, Run(run_dir).config)
     alone = checkpoint.predict(x, verbose=0)
     expected = (alone + other.predict(x, verbose=0)) / 2
     served = EmotionRecognizer.from_pretrained(out, detector="none").classify(faces.pixels)

@@ -10,6 +10,7 @@ import pytest
 keras = pytest.importorskip("keras", reason="training extras not installed (pip install -r training/requirements.txt)")
 
 from training import nets, soup  # noqa: E402
+from training.runs import Run  # noqa: E402
 
 
 def _net(seed: int, filters=(4, 8)) -> keras.Model:
@@ -34,7 +35,7 @@ def test_write_run_is_a_run_folder_export_reads(tmp_path):
     for number, seconds in ((1, 100.0), (2, 50.0)):
         run = tmp_path / f"run{number}"
         run.mkdir()
-        (run / "recipe.json").write_text(json.dumps({"name": f"r{number}", "classes": ["a"], "dataset": "fer2013"}))
+        (run / "recipe.json").write_text(json.dumps({"name": f"r{number}", "classes": ["happy", "sad"], "dataset": "fer2013"}))
         (run / "state.json").write_text(json.dumps({"epoch": 3, "best_epoch": 2, "train_seconds": seconds,
                                                     "history": [{"epoch": 1}]}))
         runs.append(run)
@@ -44,3 +45,6 @@ def test_write_run_is_a_run_folder_export_reads(tmp_path):
     assert recipe["soup"] == [str(r) for r in runs] and recipe["command"] == "python -m training.soup x"
     assert state["train_seconds"] == 150.0 and state["history"] == [{"epoch": 1}]
     assert nets.load(best).count_params() == _net(1).count_params()
+    config = Run(tmp_path / "soup").config  # the ingredients' draft, under the soup's name
+    assert config.labels == ("happy", "sad") and config.name == recipe["name"] == config.trained_on["recipe"]
+    assert (tmp_path / "soup" / "config.json").is_file()

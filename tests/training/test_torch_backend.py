@@ -29,15 +29,16 @@ pytest.importorskip("tf2onnx", reason="export needs tf2onnx")
 TRAIN = """
 import sys, keras, numpy as np
 from training import data, nets
-from training.train import NORM, main, recipe_classes, load_recipe
-from emofer.preprocess import normalize
+from training.runs import Run
+from training.train import main, recipe_classes, load_recipe
+from emofer.preprocess import model_input
 assert keras.backend.backend() == "torch", keras.backend.backend()
 run = sys.argv[1]
 assert main(["--recipe", "smoke", "--out", run]) == 0
 faces = data.load("fer2013", "PublicTest", recipe_classes(load_recipe("smoke")))
 faces = faces.take(np.linspace(0, len(faces) - 1, 64).astype(int))
 model = nets.load(run + "/best.keras", compile=False)
-np.save(run + "/torch-probabilities.npy", keras.ops.convert_to_numpy(model(normalize(faces.pixels, NORM)[..., None])))
+np.save(run + "/torch-probabilities.npy", keras.ops.convert_to_numpy(model(model_input(faces.pixels, Run(run).config))))
 np.save(run + "/faces.npy", faces.pixels)
 """
 
