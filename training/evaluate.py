@@ -24,6 +24,8 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from training import data, metrics
+from training.runs import Run
+from training.report import confusion_table, render, table
 
 log = logging.getLogger("emofer.training")
 
@@ -122,8 +124,8 @@ def default_out(config: ModelConfig) -> Path:
 
 def load_history(run: Path) -> tuple[list[dict[str, float]], int]:
     """The per-epoch history and best epoch of a training run folder (its state.json)."""
-    state = json.loads((Path(run) / "state.json").read_text())
-    return list(state["history"]), int(state.get("best_epoch", 0))
+    folder = Run(run)
+    return folder.history, folder.best_epoch
 
 
 # --- the report ---
@@ -157,58 +159,30 @@ def write_report(evaluation: Evaluation, out: str | Path, run: str | Path | None
         report["training"] = {"best_epoch": best_epoch, "epochs": len(history), "history": history}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     path = out / "report.md"
-    path.write_text(_markdown(evaluation, figures, command), encoding="utf-8")
+    path.write_text(markdown(report), encoding="utf-8")
     log.info("wrote %s and %d figures", path, len(figures))
     return path
 
 
-def _markdown(evaluation: Evaluation, figures: Sequence[str], command: str) -> str:
-    s, cal = evaluation.scores, evaluation.calibration
-    lines = [
-        f"# {evaluation.config.name} on {evaluation.dataset or dataset_of(evaluation.config)} {evaluation.split}",
-        "",
-        f"- accuracy: **{s.accuracy:.4f}** on {s.n} faces",
-        f"- macro F1: {s.macro.f1:.4f}, weighted F1: {s.weighted.f1:.4f}",
-        f"- expected calibration error ({len(cal.count)} bins): {cal.ece:.4f} "
-        f"(temperature {evaluation.config.temperature:.4f})",
-        f"- model.onnx sha256: `{evaluation.model_sha256}`",
-        f"- command: `{command}`",
-        "",
-        "Probabilities come from `EmotionRecognizer.classify` on the dataset's 48x48 faces "
-        "(no face detection).",
-        "",
-        "## Per class",
-        "",
-        "| class | precision | recall | F1 | support | TP | FP | FN |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        *(f"| {c.label} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} | {c.tp} | {c.fp} | {c.fn} |"
-          for c in s.per_class),
-        "",
-        "## Averages",
-        "",
-        "| average | precision | recall | F1 |",
-        "|---|---:|---:|---:|",
-        *(f"| {name} | {a.precision:.4f} | {a.recall:.4f} | {a.f1:.4f} |"
-          for name, a in (("micro", s.micro), ("macro", s.macro), ("weighted", s.weighted))),
-        f"| accuracy | | | {s.accuracy:.4f} |",
-        "",
-        "## Confusion matrix (rows: true, columns: predicted)",
-        "",
-        confusion_table(s),
-        "",
-        "## Figures",
-        "",
-        *(f"![{Path(name).stem}]({name})\n" for name in figures),
-    ]
-    return "\n".join(lines)
-
-
-def confusion_table(scores: metrics.Scores) -> str:
-    """The confusion matrix counts as a Markdown table."""
-    rows = [f"| true \\ predicted | {' | '.join(scores.labels)} |",
-            "|---|" + "---:|" * len(scores.labels)]
-    rows += [f"| {label} | {' | '.join(str(v) for v in row)} |" for label, row in zip(scores.labels, scores.confusion)]
-    return "\n".join(rows)
+def markdown(report: dict[str, Any]) -> str:
+    """report.md from report.json's dict: headline figures, per-class and average scores, confusion matrix."""
+    per_class, f4 = report["per_class"], "{:.4f}".format
+    return render("evaluation.md.tmpl", {
+        **{key: report[key] for key in ("model", "dataset", "split", "n", "model_sha256", "command")},
+        "accuracy": f4(report["accuracy"]), "macro_f1": f4(report["macro"]["f1"]),
+        "weighted_f1": f4(report["weighted"]["f1"]), "bins": report["calibration"]["bins"],
+        "ece": f4(report["ece"]), "temperature": f4(report["temperature"]),
+        "per_class_table": table(
+            ["class", "precision", "recall", "F1", "support", "TP", "FP", "FN"],
+            [[label, f4(c["precision"]), f4(c["recall"]), f4(c["f1"]), c["support"], c["tp"], c["fp"], c["fn"]]
+             for label, c in per_class.items()], "lrrrrrrr"),
+        "averages_table": table(
+            ["average", "precision", "recall", "F1"],
+            [*([name, *(f4(report[name][k]) for k in ("precision", "recall", "f1"))]
+               for name in ("micro", "macro", "weighted")), ["accuracy", None, None, f4(report["accuracy"])]], "lrrr"),
+        "confusion_table": confusion_table(report["labels"], report["confusion_matrix"]),
+        "figures": "\n\n".join(f"![{Path(name).stem}]({name})" for name in report["figures"]),
+    })
 
 
 # --- figures (matplotlib, Agg) ---
