@@ -138,3 +138,69 @@ def test_a_hub_that_cannot_be_reached_fails_at_once(tmp_path):
     assert "error someone/absent/config.json is not in the Hugging Face cache and the Hub could not be reached" \
         in out.stdout, out.stdout + out.stderr
     assert "emofer download someone/absent" in out.stdout and "Retrying" not in out.stderr
+
+
+# -- token=: a Hub access token for private repos, passed on and never kept -----------------------
+
+SECRET = "hf_emofer_test_secret_token"
+
+
+def test_token_loads_a_private_repo_from_the_cache_offline_and_is_never_shown(tmp_path, tiny_model_dir, caplog):
+    import logging
+    import pickle
+
+    from emofer import EmotionRecognizer
+
+    fill_cache(tmp_path / "cache", "someone/private", tiny_model_dir)
+    with caplog.at_level(logging.DEBUG):
+        rec = EmotionRecognizer.from_pretrained("someone/private", cache_dir=tmp_path / "cache", local_files_only=True,
+                                                token=SECRET, detector="none")
+    assert rec.labels == ("angry", "happy", "sad") and rec.spec.token == SECRET
+    shown = [repr(rec), repr(rec.spec), str(rec.spec), caplog.text]
+    assert "someone/private" in caplog.text and not any(SECRET in text for text in shown)
+    assert SECRET.encode() not in pickle.dumps(rec)
+
+
+def test_hf_hub_offline_with_a_token_in_a_fresh_process(tmp_path, tiny_model_dir):
+    fill_cache(tmp_path / "cache", "someone/private", tiny_model_dir)
+    script = textwrap.dedent(
+        f"""
+        import logging
+        logging.basicConfig(level=logging.DEBUG)
+        from emofer import EmotionRecognizer
+        rec = EmotionRecognizer.from_pretrained("someone/private", cache_dir={str(tmp_path / 'cache')!r},
+                                                detector="none", token={SECRET!r})
+        print("labels", ",".join(rec.labels), rec)
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "labels angry,happy,sad" in out.stdout and SECRET not in out.stdout + out.stderr
+
+
+def test_token_reaches_huggingface_hub(tmp_path, tiny_model_dir, monkeypatch):
+    """Every request for the repo's files carries the token: the first look at the Hub and the downloads."""
+    import huggingface_hub
+
+    from emofer import EmotionRecognizer
+
+    asked: list[tuple[str, object]] = []
+
+    def metadata(url, token=None, **kwargs):
+        asked.append(("metadata", token))
+
+    def download(repo, filename, **kwargs):
+        asked.append((filename, kwargs["token"]))
+        return str(tiny_model_dir / filename)
+
+    monkeypatch.setattr(hub, "_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", metadata)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    rec = EmotionRecognizer.from_pretrained("someone/private", cache_dir=tmp_path, token=SECRET, detector="none")
+    assert rec.labels == ("angry", "happy", "sad")
+    assert ("config.json", SECRET) in asked and ("model.onnx", SECRET) in asked
+    assert {token for _, token in asked} == {SECRET} and ("metadata", SECRET) in asked
+    asked.clear()
+    hub.resolve_model("someone/private", cache_dir=tmp_path, token=False)
+    assert asked and {token for _, token in asked} == {False}

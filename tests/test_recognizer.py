@@ -225,3 +225,72 @@ def test_classify_reproduces_the_reported_accuracy(name):
     accuracy = float((rec.classify(faces.pixels).argmax(1) == faces.labels).mean())
     assert round(accuracy, 4) == rec.config.metrics["PrivateTest"]["accuracy"]
     assert len(faces) == rec.config.metrics["PrivateTest"]["n"]
+
+
+# -- LoadSpec: every load option once -------------------------------------------------------------
+
+
+def test_from_pretrained_takes_exactly_the_fields_of_load_spec():
+    """A new load option is a LoadSpec field and the from_pretrained keyword of the same name and default."""
+    import dataclasses
+    import inspect
+
+    from emofer.recognizer import LoadSpec
+
+    keywords = [(p.name, p.default) for p in inspect.signature(EmotionRecognizer.from_pretrained).parameters.values()]
+    assert keywords == [(f.name, f.default) for f in dataclasses.fields(LoadSpec)]
+
+
+def test_the_load_spec_survives_pickling_without_the_token(tiny_model_dir):
+    from dataclasses import FrozenInstanceError, replace
+
+    image = np.random.default_rng(5).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    rec = EmotionRecognizer.from_pretrained(
+        str(tiny_model_dir), detector="none", providers=["CPUExecutionProvider"], threads=1, allow_spinning=True,
+        local_files_only=True, min_confidence=0.25, token="hf_not_pickled",
+    )
+    assert rec.spec.providers == ("CPUExecutionProvider",) and rec.min_confidence == 0.25
+    with pytest.raises(FrozenInstanceError):
+        rec.spec.threads = 2
+    clone = pickle.loads(pickle.dumps(rec))
+    assert clone.spec == replace(rec.spec, token=None)
+    assert (clone.classifier.threads, clone.classifier.allow_spinning, clone.min_confidence) == (1, True, 0.25)
+    assert [f.to_dict() for f in clone.predict(image)] == [f.to_dict() for f in rec.predict(image)]
+    assert pickle.loads(pickle.dumps(clone)).spec == clone.spec
+
+
+def test_a_recognizer_built_by_hand_pickles_too(tiny_model_dir):
+    from emofer.config import ModelConfig
+    from emofer.detect import WholeImageDetector
+    from emofer.model import OnnxClassifier
+
+    classifier = OnnxClassifier(tiny_model_dir / "model.onnx", ModelConfig.load(tiny_model_dir / "config.json"), threads=1)
+    rec = EmotionRecognizer(classifier, WholeImageDetector())
+    clone = pickle.loads(pickle.dumps(rec))
+    assert clone.spec.model == str(tiny_model_dir / "model.onnx") and clone.classifier.threads == 1
+    assert clone.detector.name == "none" and clone.labels == rec.labels
+
+
+def test_predict_checks_pixels_once_and_never_goes_back_through_classify(bundled, monkeypatch):
+    """The inner steps (detect -> crop -> tensor -> model) trust the image load_image checked."""
+    from emofer import preprocess, recognizer, validate
+
+    expected = [f.to_dict() for f in bundled.predict(EXAMPLE_PHOTO)]
+    checks = {"as_uint8": 0}
+
+    def counted(array, color="bgr"):
+        checks["as_uint8"] += 1
+        return validate.as_uint8(array, color)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an inner step checked or classified again")
+
+    monkeypatch.setattr(EmotionRecognizer, "classify", refuse)
+    monkeypatch.setattr(recognizer, "as_crops", refuse)
+    monkeypatch.setattr(preprocess, "check_uint8", refuse)
+    monkeypatch.setattr(emofer.io, "as_uint8", counted)
+    image = cv2.imread(str(EXAMPLE_PHOTO))
+    assert [f.to_dict() for f in bundled.predict(image)] == expected
+    assert [[f.to_dict() for f in faces] for faces in bundled.predict_batch([image, image])] == [expected, expected]
+    assert len(bundled.predict(image, boxes=[(10, 10, 50, 60)])) == 1
+    assert checks["as_uint8"] == 4  # once per image handed in, nothing more

@@ -57,12 +57,14 @@ def resolve_model(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
+    token: str | bool | None = None,
 ) -> tuple[Path, Path]:
     """Resolve ``model`` to ``(config.json path, model.onnx path)`` on local disk.
 
     ``None`` is the bundled default; an existing folder or ``.onnx`` file is used as is (its
     config.json beside it); a bundled name without ``revision`` is the bundled copy; anything
-    else is a Hub repo id downloaded (or read from the cache) with huggingface_hub.
+    else is a Hub repo id downloaded (or read from the cache) with huggingface_hub, with
+    ``token`` (see :func:`resolve_file`).
     """
     name = DEFAULT_MODEL if model is None else model
     path = Path(name)
@@ -85,12 +87,11 @@ def resolve_model(
             f"{name!r} is neither an existing folder / .onnx file nor a Hub repo id like "
             f"'{DEFAULT_MODEL}'; bundled models: {sorted(bundled_models())}"
         )
-    config = resolve_file(name, CONFIG_NAME, revision=revision, cache_dir=cache_dir,
-                          local_files_only=local_files_only)
-    onnx = resolve_file(name, MODEL_NAME, revision=revision, cache_dir=cache_dir,
-                        local_files_only=local_files_only)
+    download = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+    config = resolve_file(name, CONFIG_NAME, **download)
+    onnx = resolve_file(name, MODEL_NAME, **download)
     try:  # the model card is documentation only: fetch it if we can, never fail on it
-        resolve_file(name, CARD_NAME, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        resolve_file(name, CARD_NAME, **download)
     except ModelLoadError:
         pass
     return config, onnx
@@ -146,8 +147,13 @@ def resolve_file(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
+    token: str | bool | None = None,
 ) -> Path:
-    """A local file path as is, else ``filename`` of Hub repo ``repo_or_path`` via the HF cache."""
+    """A local file path as is, else ``filename`` of Hub repo ``repo_or_path`` via the HF cache.
+
+    ``token`` is huggingface_hub's: a Hub access token for private or gated repos, None for the
+    saved login (``hf auth login``) or ``HF_TOKEN``, False to send none. It is never logged.
+    """
     path = Path(repo_or_path)
     if path.is_file():
         return path
@@ -158,14 +164,14 @@ def resolve_file(
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
 
-    from . import __version__
+    from ._version import __version__
 
     repo = str(repo_or_path)
     where = f"{repo}/{filename}" + (f" at revision {revision}" if revision else "")
     try:
         if not (local_files_only or _offline()) and cached_file(repo, filename, revision=revision,
                                                                cache_dir=cache_dir) is None:
-            _reach_hub(repo, filename, revision)
+            _reach_hub(repo, filename, revision, token)
         found = Path(
             hf_hub_download(
                 repo,
@@ -173,6 +179,7 @@ def resolve_file(
                 revision=revision,
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
+                token=token,
                 library_name="emofer",
                 library_version=__version__,
             )
@@ -212,7 +219,7 @@ class _HubUnreachable(Exception):
     """The Hub did not answer one request (no network, DNS, proxy, timeout or a server error)."""
 
 
-def _reach_hub(repo: str, filename: str, revision: str | None) -> None:
+def _reach_hub(repo: str, filename: str, revision: str | None, token: str | bool | None = None) -> None:
     """Ask the Hub once, without retries, for a file that is not cached; _HubUnreachable if it does not answer.
 
     huggingface_hub retries a first download that fails on the network five times with
@@ -224,7 +231,8 @@ def _reach_hub(repo: str, filename: str, revision: str | None) -> None:
     from huggingface_hub import errors as hf_errors
 
     try:
-        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision), timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision), token=token,
+                             timeout=constants.HF_HUB_ETAG_TIMEOUT)
     except hf_errors.HfHubHTTPError as exc:  # the Hub answered; 5xx and rate limits count as out of reach
         status = getattr(exc.response, "status_code", None)
         if status is None or status >= 500 or status in (408, 429):

@@ -3,11 +3,11 @@
 Rules, in one place:
 - paths and bytes are decoded by OpenCV with IMREAD_COLOR, which applies the EXIF orientation
   (a phone photo comes out upright) and gives 8-bit BGR; animated images give their first frame.
-- arrays are taken as BGR (OpenCV's order) unless ``color="rgb"``; shapes (H, W), (H, W, 1),
-  (H, W, 3) and (H, W, 4) are accepted. uint8 is used as is; uint16 is scaled by 1/257;
-  float arrays are read as 0-1 when their maximum is <= 1, else as 0-255 (clipped); other
-  integer arrays must hold values in 0-255. Boolean arrays, NaN/inf, and empty arrays are
-  rejected with an ImageReadError that says what to pass instead.
+- arrays are taken as BGR (OpenCV's order) unless ``color="rgb"``, and checked by
+  :func:`as_uint8` (:mod:`emofer.validate`, where every input check lives): shapes (H, W),
+  (H, W, 1), (H, W, 3) and (H, W, 4); uint8 as is, uint16 scaled by 1/257, float read as 0-1
+  when its maximum is <= 1 else 0-255 (clipped), other integers 0-255. Boolean arrays, NaN/inf
+  and empty arrays are rejected with an ImageReadError that says what to pass instead.
 - encoded images (paths, bytes) whose header declares more pixels than the limit are refused
   before any pixel is decoded (:func:`max_image_pixels`: the ``max_pixels`` argument, else the
   ``EMOFER_MAX_IMAGE_PIXELS`` environment variable, else :data:`MAX_IMAGE_PIXELS`).
@@ -25,6 +25,7 @@ import numpy as np
 from .errors import ImageReadError
 from .fetch import is_url
 from .imagesize import declared_size, overrun
+from .validate import COLOR_ORDERS, as_uint8, check_color, to_bgr
 
 __all__ = [
     "ImageInput", "load_image", "as_uint8", "COLOR_ORDERS", "MAX_IMAGE_PIXELS", "MAX_PIXELS_ENV",
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
-COLOR_ORDERS = ("bgr", "rgb")
 #: Default largest image (width x height) decoded from a file or bytes, and video frame size:
 #: 100 megapixels (a 10000 x 10000 image, 300 MB as BGR). Assign to change it for the process.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -46,8 +46,7 @@ def load_image(image: ImageInput, color: str = "bgr", *, max_pixels: int | None 
     Encoded images larger than ``max_pixels`` (default: :func:`max_image_pixels`) raise
     ImageReadError before decoding; arrays are already in memory and are not limited.
     """
-    if color not in COLOR_ORDERS:
-        raise ImageReadError(f"color must be one of {COLOR_ORDERS}, got {color!r}")
+    check_color(color)
     if isinstance(image, np.ndarray):
         pixels = as_uint8(image, color)
     elif isinstance(image, (bytes, bytearray, memoryview)):
@@ -64,53 +63,7 @@ def load_image(image: ImageInput, color: str = "bgr", *, max_pixels: int | None 
             f"cannot read an image from a {type(image).__name__}; "
             "pass a file path, encoded image bytes or a numpy array"
         )
-    return _to_bgr(pixels)
-
-
-def as_uint8(array: np.ndarray, color: str = "bgr") -> np.ndarray:
-    """Validate an image array and return it as uint8 with 1, 3 (BGR) or 4 (BGRA) channels."""
-    if color not in COLOR_ORDERS:
-        raise ImageReadError(f"color must be one of {COLOR_ORDERS}, got {color!r}")
-    if not isinstance(array, np.ndarray):
-        raise ImageReadError(f"expected a numpy array, got {type(array).__name__}")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ImageReadError(
-            f"image array has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageReadError(f"image array is empty (shape {array.shape}); pass an image at least 1 pixel high and wide")
-    array = _to_uint8_values(array)
-    if color == "rgb" and array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    return np.ascontiguousarray(array)
-
-
-def _to_uint8_values(array: np.ndarray) -> np.ndarray:
-    kind = array.dtype.kind
-    if array.dtype == np.uint8:
-        return array
-    if kind == "b":
-        raise ImageReadError("image array is boolean (a mask?); pass uint8 0-255 or float 0-1 pixels")
-    if array.dtype == np.uint16:
-        return (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    if kind == "f":
-        if not np.isfinite(array).all():
-            raise ImageReadError("image array holds NaN or infinite values; pass finite pixel values")
-        peak = float(array.max())
-        scale = 255.0 if peak <= 1.0 else 1.0
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then 255
-            return np.clip(array.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
-    if kind in "iu":
-        low, high = int(array.min()), int(array.max())
-        if low < 0 or high > 255:
-            raise ImageReadError(
-                f"{array.dtype} image array holds values {low}..{high}; expected 0..255 "
-                "(convert it to uint8, or pass uint16 / float pixels)"
-            )
-        return array.astype(np.uint8)
-    raise ImageReadError(f"image arrays of dtype {array.dtype} are not supported; pass uint8, uint16 or float")
+    return to_bgr(pixels)
 
 
 def _read_file(path: Path) -> bytes:
@@ -173,11 +126,3 @@ def _decode(data: bytes, where: str, max_pixels: int | None = None) -> np.ndarra
             "JPEG, PNG, BMP, TIFF, WebP, GIF...)"
         )
     return pixels
-
-
-def _to_bgr(pixels: np.ndarray) -> np.ndarray:
-    if pixels.ndim == 2:
-        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
-    if pixels.shape[2] == 4:
-        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(pixels)

@@ -4,21 +4,23 @@ Everything a model needs to know about its input (size, channels, normalisation,
 margin) comes from its config.json; this module only turns those numbers into pixels.
 Training (``training/data.py``) imports these functions, so the pixels a model was trained on
 are made by exactly the code that feeds it at run time.
+
+The public functions check their arguments (:mod:`emofer.validate`); the recognizer, whose
+crops are already checked, passes ``check_input=False`` to :func:`crop_face` and
+:func:`to_tensor` and nothing is checked or copied again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from .errors import ImageReadError
-
-if TYPE_CHECKING:  # config imports this module
-    from .config import ModelConfig
+from .validate import box_numbers, check_uint8, to_bgr
 
 __all__ = [
     "CropPolicy",
@@ -41,6 +43,8 @@ ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
 #: 32832 x 80 GIF: a 32832 x 32832 crop, 3.2 GB, found by tests/test_fuzz.py) is made from a
 #: shrunken copy instead; the network sees 48 x 48 pixels either way.
 MAX_PADDED_CROP_PIXELS = 4096 * 4096
+#: The crop check under the name this module has always exported it by.
+check_pixels = check_uint8
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,7 @@ class CropPolicy:
 
 def expand_box(box: Sequence[float], policy: CropPolicy) -> tuple[int, int, int, int]:
     """Apply a crop policy to an (x, y, w, h) box; the result may extend past the image."""
-    try:
-        x, y, w, h = (float(v) for v in box)
-    except (TypeError, ValueError) as exc:
-        raise ImageReadError(f"a face box must be four numbers (x, y, w, h), got {box!r}") from exc
+    x, y, w, h = box_numbers(box)
     cx, cy = x + w / 2.0, y + h / 2.0
     if policy.square:
         w = h = max(w, h)
@@ -85,9 +86,12 @@ def expand_box(box: Sequence[float], policy: CropPolicy) -> tuple[int, int, int,
     return x0, y0, max(1, int(round(w))), max(1, int(round(h)))
 
 
-def crop_face(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np.ndarray:
-    """Cut the face of ``box`` out of ``image`` following ``policy`` (border replicated)."""
-    height, width = check_pixels(image, "an image").shape[:2]
+def crop_face(image: np.ndarray, box: Sequence[float], policy: CropPolicy, *, check_input: bool = True) -> np.ndarray:
+    """Cut the face of ``box`` out of ``image`` following ``policy`` (border replicated).
+
+    ``check_input=False`` skips the check that ``image`` is a uint8 image (already checked).
+    """
+    height, width = (check_uint8(image, "an image") if check_input else image).shape[:2]
     x0, y0, w, h = expand_box(box, policy)
     x1, y1 = x0 + w, y0 + h
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
@@ -109,7 +113,11 @@ def crop_face(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """A uint8 (H, W) grey image from a uint8 (H, W), (H, W, 1), BGR or BGRA image."""
-    if check_pixels(image).ndim == 2:
+    return _gray(check_uint8(image))
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
         return image
     channels = image.shape[2]
     if channels == 1:
@@ -121,8 +129,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a crop to (height, width) with the interpolation fit for the direction."""
+    return _resize(check_uint8(face), size)
+
+
+def _resize(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
-    if check_pixels(face).shape[:2] == (height, width):
+    if face.shape[:2] == (height, width):
         return face
     shrinking = face.shape[0] * face.shape[1] > height * width
     interpolation = SHRINK_INTERPOLATION if shrinking else ENLARGE_INTERPOLATION
@@ -135,6 +147,10 @@ def normalize(pixels: np.ndarray, norm: Normalization) -> np.ndarray:
         raise ImageReadError(
             f"normalize takes a real-valued pixel array, got {getattr(pixels, 'dtype', type(pixels).__name__)}"
         )
+    return _normalize(pixels, norm)
+
+
+def _normalize(pixels: np.ndarray, norm: Normalization) -> np.ndarray:
     tensor = pixels.astype(np.float32) * np.float32(norm.scale)
     if norm.mean != 0.0:
         tensor -= np.float32(norm.mean)
@@ -148,54 +164,50 @@ def to_tensor(
     size: tuple[int, int],
     channels: int,
     norm: Normalization,
+    *,
+    check_input: bool = True,
 ) -> np.ndarray:
     """Stack uint8 face crops of any size into one float32 (N, H, W, C) model input.
 
     ``faces`` is a list of (h, w[, c]) uint8 crops (grey, BGR or BGRA) or one uint8
-    (N, h, w[, c]) array. ``channels`` is 1 (grey) or 3 (BGR).
+    (N, h, w[, c]) array. ``channels`` is 1 (grey) or 3 (BGR). ``check_input=False`` skips
+    the check of each crop (already checked).
     """
+    if check_input:
+        faces = [check_uint8(face) for face in faces]
     height, width = size
     batch = np.empty((len(faces), height, width), np.uint8) if channels == 1 else np.empty(
         (len(faces), height, width, 3), np.uint8
     )
     for i, face in enumerate(faces):
-        if channels == 1:
-            batch[i] = resize_face(to_gray(face), size)
-        else:
-            batch[i] = resize_face(_to_bgr(face), size)
-    tensor = normalize(batch, norm)
+        batch[i] = _resize(_gray(face) if channels == 1 else to_bgr(face), size)
+    tensor = _normalize(batch, norm)
     return tensor[..., None] if channels == 1 else tensor
 
 
-def model_input(faces: Sequence[np.ndarray] | np.ndarray, config: ModelConfig) -> np.ndarray:
+class InputShape(Protocol):
+    """A model's input size and channel count, as :class:`emofer.config.InputSpec` holds them."""
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+    @property
+    def channels(self) -> int: ...
+
+
+class InputConfig(Protocol):
+    """What :func:`model_input` reads of a :class:`emofer.config.ModelConfig` (config imports
+    this module, so this one names only the protocol)."""
+
+    @property
+    def input(self) -> InputShape: ...
+    @property
+    def normalize(self) -> Normalization: ...
+
+
+def model_input(faces: Sequence[np.ndarray] | np.ndarray, config: InputConfig) -> np.ndarray:
     """A batch of uint8 face crops, (N, H, W) or (N, H, W, C), as ``config``'s model input.
 
     The size, channels and normalisation all come from ``config`` (training passes its run's
     draft config.json), so training and serving make the same tensor from the same crops.
     """
     return to_tensor(faces, config.input.size, config.input.channels, config.normalize)
-
-
-def check_pixels(image: np.ndarray, what: str = "a face crop") -> np.ndarray:
-    """``image`` if it is a non-empty uint8 (H, W), (H, W, 1), BGR or BGRA array, else ImageReadError."""
-    if (
-        not isinstance(image, np.ndarray)
-        or image.dtype != np.uint8
-        or image.ndim not in (2, 3)
-        or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))
-        or image.size == 0
-    ):
-        raise ImageReadError(
-            f"{what} must be a non-empty uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got "
-            f"{getattr(image, 'dtype', type(image).__name__)} with shape {getattr(image, 'shape', None)}; "
-            "convert it with emofer.io.as_uint8"
-        )
-    return image
-
-
-def _to_bgr(image: np.ndarray) -> np.ndarray:
-    if check_pixels(image).ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image

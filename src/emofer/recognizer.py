@@ -1,30 +1,63 @@
-"""EmotionRecognizer: image -> faces -> crops -> tensor -> probabilities -> Face results."""
+"""EmotionRecognizer: image -> faces -> crops -> tensor -> probabilities -> Face results.
+
+Inputs are checked once, at the public methods (:mod:`emofer.validate`); the steps behind them
+(detect -> crop -> tensor -> model) trust what they are handed.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import hub
 from .config import ModelConfig
-from .errors import EmoferError, ImageReadError
-from .io import ImageInput, as_uint8, load_image
+from .errors import EmoferError
+from .io import ImageInput, load_image
 from .model import DEFAULT_BATCH_SIZE, OnnxClassifier
 from .preprocess import crop_face, to_tensor
-from .boxes import Box, clip_boxes
 from .results import Face
+from .validate import as_crops, image_boxes
 
 if TYPE_CHECKING:
     from .detect import Detection, Detector, DetectorSpec
     from .video import FrameResult
 
-__all__ = ["EmotionRecognizer"]
+__all__ = ["EmotionRecognizer", "LoadSpec"]
 
 log = logging.getLogger("emofer")
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Every option of :meth:`EmotionRecognizer.from_pretrained`, held once.
+
+    A recognizer keeps the spec it was loaded from (:attr:`EmotionRecognizer.spec`) and pickles
+    it to be rebuilt in another process. A new option is a field here plus the keyword of the
+    same name and default in ``from_pretrained`` (a test holds the two together). ``token`` is
+    left out of the repr and out of pickles.
+    """
+
+    model: str | os.PathLike | None = None
+    revision: str | None = None
+    detector: DetectorSpec = "auto"
+    providers: Sequence[str] | None = None
+    cache_dir: str | os.PathLike | None = None
+    local_files_only: bool = False
+    threads: int | None = None
+    allow_spinning: bool = False
+    min_face: int | None = None
+    min_confidence: float = 0.0
+    token: str | bool | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_confidence", check_min_confidence(self.min_confidence))
+        if self.providers is not None:
+            object.__setattr__(self, "providers", tuple(self.providers))
 
 
 class EmotionRecognizer:
@@ -34,16 +67,13 @@ class EmotionRecognizer:
     from several threads gives the same results as sequential calls.
     """
 
-    def __init__(self, classifier: OnnxClassifier, detector: Detector, *, detector_spec: DetectorSpec = None,
-                 cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
-                 min_face: int | None = None, min_confidence: float = 0.0) -> None:
-        self.min_confidence = check_min_confidence(min_confidence)
+    def __init__(self, classifier: OnnxClassifier, detector: Detector, *, spec: LoadSpec | None = None) -> None:
         self.classifier = classifier
         self.detector = detector
-        self._detector_spec = detector_spec if detector_spec is not None else detector
-        self._cache_dir = cache_dir
-        self._local_files_only = local_files_only
-        self._min_face = min_face
+        self._spec = spec if spec is not None else LoadSpec(
+            str(classifier.model_path), detector=detector, providers=classifier.providers,
+            threads=classifier.threads, allow_spinning=classifier.allow_spinning,
+        )
 
     @classmethod
     def from_pretrained(
@@ -59,6 +89,7 @@ class EmotionRecognizer:
         allow_spinning: bool = False,
         min_face: int | None = None,
         min_confidence: float = 0.0,
+        token: str | bool | None = None,
     ) -> EmotionRecognizer:
         """Load a model (bundled default, local folder / .onnx, or Hub repo id) and a detector.
 
@@ -70,20 +101,36 @@ class EmotionRecognizer:
         (default 32; smaller finds smaller faces, slower). ``min_confidence`` is the abstain
         threshold: faces whose top probability is below it come back with ``abstained`` set
         (default 0: never; the bundled models' probabilities are calibrated, see docs/models.md).
+        ``token`` is a Hugging Face access token for a private or gated Hub repo (None: the
+        saved login or ``HF_TOKEN``; False: send none); it is never logged, shown or pickled.
         """
-        check_min_confidence(min_confidence)  # before the slow part
-        config_path, onnx_path = hub.resolve_model(
-            model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
-        )
-        config = ModelConfig.load(config_path)
-        classifier = OnnxClassifier(onnx_path, config, providers=providers, threads=threads,
-                                    allow_spinning=allow_spinning)
+        arguments = dict(locals())  # the keywords above, which are LoadSpec's fields
+        del arguments["cls"]
+        spec = LoadSpec(**arguments)  # checks min_confidence before the slow part
+        config_path, onnx_path = hub.resolve_model(spec.model, revision=spec.revision, cache_dir=spec.cache_dir,
+                                                   local_files_only=spec.local_files_only, token=spec.token)
+        return cls._build(spec, onnx_path, ModelConfig.load(config_path))
+
+    @classmethod
+    def _build(cls, spec: LoadSpec, model_path: str | os.PathLike, config: ModelConfig) -> EmotionRecognizer:
+        """The recognizer ``spec`` describes, its model already found at ``model_path``."""
         from .detect import build_detector
 
-        built = build_detector(detector, min_face=min_face)
-        log.info("loaded %s from %s with detector %s", config.name, onnx_path, built.name)
-        return cls(classifier, built, detector_spec=detector, cache_dir=cache_dir,
-                   local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)
+        classifier = OnnxClassifier(model_path, config, providers=spec.providers, threads=spec.threads,
+                                    allow_spinning=spec.allow_spinning)
+        detector = build_detector(spec.detector, min_face=spec.min_face)
+        log.info("loaded %s from %s with detector %s", config.name, model_path, detector.name)
+        return cls(classifier, detector, spec=spec)
+
+    @property
+    def spec(self) -> LoadSpec:
+        """The options this recognizer was loaded with (its ``token`` None once unpickled)."""
+        return self._spec
+
+    @property
+    def min_confidence(self) -> float:
+        """Faces whose top probability is below this come back with ``abstained`` set."""
+        return self._spec.min_confidence
 
     # -- what the model is ---------------------------------------------------------------
 
@@ -106,19 +153,7 @@ class EmotionRecognizer:
         ``crops`` is a list of arrays of any size and channel count, or one array of shape
         (N, H, W) (grey) or (N, H, W, C). Pixels follow :func:`emofer.io.as_uint8`'s rules.
         """
-        if isinstance(crops, np.ndarray):
-            if crops.ndim not in (3, 4):
-                raise ImageReadError(
-                    f"classify takes a list of crops or one (N, H, W[, C]) array, got shape {crops.shape}; "
-                    "wrap a single crop in a list"
-                )
-            crops = list(crops)
-        elif not isinstance(crops, (list, tuple)):
-            raise ImageReadError(f"classify takes a list of crops or an array, got {type(crops).__name__}")
-        faces = [as_uint8(crop, color) for crop in crops]
-        spec = self.config.input
-        tensor = to_tensor(faces, spec.size, spec.channels, self.config.normalize)
-        return self.classifier.run(tensor, batch_size)
+        return self._classify(as_crops(crops, color), batch_size)
 
     def detect(self, image: ImageInput, *, color: str = "bgr") -> list[Detection]:
         """Face boxes only (no emotions), from the recognizer's detector."""
@@ -144,11 +179,14 @@ class EmotionRecognizer:
 
         return analyze_video(self, source, **kwargs)
 
+    # -- the inner steps: inputs already checked, nothing checked or copied again ------------
+
     def _predict_pixels(self, images: list[np.ndarray], boxes: list[Iterable[Sequence[float]] | None]) -> list[list[Face]]:
+        """Faces in decoded BGR images (from load_image); ``boxes[i]`` None detects them."""
         found = [self._locate(image, given) for image, given in zip(images, boxes)]
         policy = self.config.crop_for(self.detector.name if all(b is None for b in boxes) else "given")
-        crops = [crop_face(image, det[0], policy) for image, dets in zip(images, found) for det in dets]
-        probabilities = self.classify(crops) if crops else np.zeros((0, len(self.labels)), np.float32)
+        crops = [crop_face(image, det[0], policy, check_input=False) for image, dets in zip(images, found) for det in dets]
+        probabilities = self._classify(crops)
         results, row = [], 0
         for dets in found:
             faces = []
@@ -162,18 +200,20 @@ class EmotionRecognizer:
     def _locate(self, image: np.ndarray, given: Iterable[Sequence[float]] | None) -> list[tuple]:
         if given is None:
             return [(d.box, d.score, d.landmarks) for d in self.detector.detect(image)]
-        try:
-            given = list(given)
-        except TypeError as exc:
-            raise EmoferError(f"boxes must be a list of (x, y, w, h) boxes, got {type(given).__name__}") from exc
-        return [(clip_box(box, image.shape[1], image.shape[0]), None, None) for box in given]
+        return [(box, None, None) for box in image_boxes(given, image.shape[1], image.shape[0])]
+
+    def _classify(self, crops: list[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Probabilities for checked uint8 crops."""
+        shape = self.config.input
+        tensor = to_tensor(crops, shape.size, shape.channels, self.config.normalize, check_input=False)
+        return self.classifier.run(tensor, batch_size)
 
     # -- pickling: rebuild the onnxruntime session and detector in the worker -------------
 
     def __reduce__(self) -> tuple[Callable[..., EmotionRecognizer], tuple]:
-        return (_rebuild, (str(self.classifier.model_path), self.config, self.classifier.providers,
-                           self.classifier.threads, self._detector_spec, self._cache_dir, self._local_files_only,
-                           self.classifier.allow_spinning, self._min_face, self.min_confidence))
+        # The worker loads the model file this recognizer runs: no Hub lookup, so no token (a
+        # secret in every pickle, e.g. Ray's object store, would serve nothing).
+        return (type(self)._build, (replace(self._spec, token=None), str(self.classifier.model_path), self.config))
 
     def __repr__(self) -> str:
         abstain = f", min_confidence={self.min_confidence}" if self.min_confidence else ""
@@ -187,31 +227,3 @@ def check_min_confidence(value: float) -> float:
         raise EmoferError(f"min_confidence is a probability between 0 and 1, got {value!r}; "
                           "0 (the default) never abstains")
     return float(value)
-
-
-def clip_box(box: Sequence[float], width: int, height: int) -> Box:
-    """A caller's (x, y, w, h) box clipped to the image; EmoferError if nothing is left."""
-    try:
-        x, y, w, h = (float(v) for v in box)
-    except (TypeError, ValueError) as exc:
-        raise EmoferError(f"a box must be four numbers (x, y, w, h), got {box!r}") from exc
-    if not all(np.isfinite((x, y, w, h, x + w, y + h))) or w <= 0 or h <= 0:
-        raise EmoferError(f"box {tuple(box)} must have finite values and positive width and height")
-    clipped, keep = clip_boxes((x, y, w, h), width, height)
-    if not keep[0]:
-        raise EmoferError(f"box {tuple(box)} lies outside the {width}x{height} image; "
-                          "boxes are (x, y, w, h) in the image's pixels")
-    return tuple(int(v) for v in clipped[0])
-
-
-def _rebuild(model_path: str, config: ModelConfig, providers: list[str], threads: int | None,
-             detector_spec: DetectorSpec, cache_dir: Any, local_files_only: bool,
-             allow_spinning: bool = False, min_face: int | None = None,
-             min_confidence: float = 0.0) -> EmotionRecognizer:
-    from .detect import build_detector
-
-    classifier = OnnxClassifier(model_path, config, providers=providers, threads=threads,
-                                allow_spinning=allow_spinning)
-    detector = build_detector(detector_spec, min_face=min_face)
-    return EmotionRecognizer(classifier, detector, detector_spec=detector_spec, cache_dir=cache_dir,
-                             local_files_only=local_files_only, min_face=min_face, min_confidence=min_confidence)

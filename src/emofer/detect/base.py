@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..boxes import Box, clip_boxes, coverage_matrix
-from ..errors import ImageReadError
+from ..validate import check_bgr
 
 __all__ = ["Detection", "Detector", "ScaledDetector", "check_image", "to_detections", "uncovered", "COVERED"]
 
@@ -19,6 +19,8 @@ Landmarks = tuple[tuple[float, float], ...]
 #: earlier pass found (the same face again, or a part of a large face the finer scale cannot
 #: see whole).
 COVERED = 0.3
+#: What detectors check their image with (:func:`emofer.validate.check_bgr`), by its older name.
+check_image = check_bgr
 
 
 @dataclass(frozen=True)
@@ -50,18 +52,6 @@ class Detector(Protocol):
     name: str
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
-
-
-def check_image(image: Any) -> np.ndarray:
-    """Return ``image`` if it is a uint8 BGR (H, W, 3) array, else raise ImageReadError."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise ImageReadError(
-            f"face detectors take a uint8 BGR (H, W, 3) array, got {dtype} with shape {shape}; "
-            "decode images with emofer.io.load_image first"
-        )
-    return image
 
 
 def to_detections(
@@ -130,7 +120,7 @@ class ScaledDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a uint8 BGR (H, W, 3) image, boxes in its own pixels, most confident first."""
-        image = check_image(image)
+        image = check_bgr(image)
         height, width = image.shape[:2]
         found: list[Detection] = []
         if image.size == 0:

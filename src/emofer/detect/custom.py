@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import DetectorError
-from .base import Detection, check_image, to_detections
+from ..validate import check_bgr, parse_box
+from .base import Detection, to_detections
 
 __all__ = ["CallableDetector"]
 
@@ -24,8 +24,8 @@ class CallableDetector:
         self.function = function
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        height, width = check_image(image).shape[:2]
-        rows = [_check_row(row, self.function) for row in self.function(image)]
+        height, width = check_bgr(image).shape[:2]
+        rows = [parse_box(row, source=_name(self.function)) for row in self.function(image)]
         if not rows:
             return []
         scored = [len(row) == 5 for row in rows]
@@ -36,19 +36,6 @@ class CallableDetector:
 
     def __repr__(self) -> str:
         return f"CallableDetector({_name(self.function)})"
-
-
-def _check_row(row: Sequence[float], function: BoxFunction) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in row)
-    except (TypeError, ValueError) as exc:
-        raise DetectorError(f"{_name(function)} returned {row!r}; a box is (x, y, w, h) or (x, y, w, h, score) numbers") from exc
-    if len(values) not in (4, 5) or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
-        raise DetectorError(
-            f"{_name(function)} returned {row!r}; a box is (x, y, w, h) or (x, y, w, h, score) "
-            "with finite numbers and positive width and height"
-        )
-    return values
 
 
 def _name(function: BoxFunction) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detection, check_image
+from ..validate import check_bgr
+from .base import Detection
 
 __all__ = ["WholeImageDetector"]
 
@@ -15,7 +16,7 @@ class WholeImageDetector:
     name = "none"
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        height, width = check_image(image).shape[:2]
+        height, width = check_bgr(image).shape[:2]
         return [Detection(box=(0, 0, width, height))]
 
     def __repr__(self) -> str:
