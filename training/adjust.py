@@ -12,6 +12,10 @@ nothing changes at run time. The config's temperature stays: the graph multiplie
 ``prior ** (-tau * temperature)``, so the probabilities emofer returns are exactly the source
 model's calibrated probabilities times ``prior ** -tau``, renormalised.
 
+``--exclude LABEL`` leaves an emotion out: it is treated as common as the most common one, so
+its odds against that emotion stay the source model's (for an emotion the choosing data cannot
+measure, such as FER+'s contempt, which expw-dev does not label).
+
 ``--candidate`` scores PublicTest only (choosing); otherwise PrivateTest is evaluated once and
 the report and model card are written, as ``training.quantize`` does.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,23 @@ def training_prior(config: ModelConfig, kind: str = "targets", data_root: str | 
     targets = faces.soft if soft else np.eye(len(faces.classes))[faces.labels]
     share = targets.mean(axis=0)
     return np.array([share[list(faces.classes).index(label)] for label in config.labels], np.float64)
+
+
+def multiplier(shares: np.ndarray, labels: Sequence[str], tau: float, temperature: float = 1.0,
+               exclude: Sequence[str] = ()) -> np.ndarray:
+    """What the graph multiplies the probabilities by: ``shares ** (-tau * temperature)``, with each
+    excluded label given the multiplier of the most common included one."""
+    unknown = sorted(set(exclude) - set(labels))
+    if unknown:
+        raise ValueError(f"cannot exclude {unknown}: the model's labels are {list(labels)}")
+    weights = np.asarray(shares, np.float64) ** (-tau * temperature)
+    included = [k for k, label in enumerate(labels) if label not in exclude]
+    if not included:
+        raise ValueError("every label is excluded; nothing to adjust")
+    for k, label in enumerate(labels):
+        if label in exclude:
+            weights[k] = weights[included].min()
+    return weights
 
 
 def adjust_graph(source: Path, target: Path, multiplier: np.ndarray) -> None:
@@ -81,7 +103,7 @@ def adjust_graph(source: Path, target: Path, multiplier: np.ndarray) -> None:
 
 def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "targets", name: str | None = None,
            report: str | Path | None = None, data_root: str | Path | None = None, command: str | None = None,
-           final: bool = True) -> ModelConfig:
+           final: bool = True, exclude: Sequence[str] = ()) -> ModelConfig:
     """Write the logit-adjusted copy of the model folder ``source`` to ``out``; return its config."""
     if tau < 0:
         raise ValueError(f"tau must be >= 0, got {tau}")
@@ -91,9 +113,10 @@ def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "target
         raise ValueError(f"{source} is already adjusted; adjust the folder it came from")
     shares = training_prior(base, prior, data_root)
     out.mkdir(parents=True, exist_ok=True)
-    adjust_graph(source / MODEL_NAME, out / MODEL_NAME, shares ** (-tau * base.temperature))
+    adjust_graph(source / MODEL_NAME, out / MODEL_NAME, multiplier(shares, base.labels, tau, base.temperature, exclude))
     trained_on = {**base.trained_on, "logit_adjustment": {
-        "tau": tau, "prior": prior, "shares": {label: round(float(s), 6) for label, s in zip(base.labels, shares)},
+        "tau": tau, "prior": prior, "excluded": list(exclude),
+        "shares": {label: round(float(s), 6) for label, s in zip(base.labels, shares)},
         "from": base.name, "from_sha256": base.model_sha256}}
     config = base.with_updates(name=name or f"{base.name}-adjusted", model_sha256=sha256_of(out / MODEL_NAME),
                                trained_on=trained_on, metrics={})
@@ -124,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tau", required=True, type=float, help="strength: 0 = unchanged, 1 = balanced")
     parser.add_argument("--prior", choices=PRIORS, default="targets",
                         help="training share per emotion: mean training target (default) or majority labels")
+    parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
+                        help="leave this emotion unadjusted (as common as the most common one); repeatable")
     parser.add_argument("--name", help="model name (default: the source's name + '-adjusted')")
     parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
     parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
@@ -133,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = adjust(args.source, args.out, args.tau, args.prior, args.name, args.report, args.data,
                     evaluate.command_line("training.adjust", sys.argv[1:] if argv is None else argv),
-                    final=not args.candidate)
+                    final=not args.candidate, exclude=args.exclude)
     m = config.metrics
     tail = "" if args.candidate else f", PrivateTest {m['PrivateTest']['accuracy']:.4f}"
     print(f"{config.name}: PublicTest {m['PublicTest']['accuracy']:.4f} (unadjusted {m['unadjusted_PublicTest']})"

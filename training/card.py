@@ -23,6 +23,8 @@ CARD_NAME = "README.md"
 DOCS_CARD_NAME = "card.md"
 REPORT_JSON = "report.json"
 TEMPLATE = "model_card.md.tmpl"
+#: benchmarks.wild's results (expw-dev: real web photos, end to end), where a model has a row.
+WILD_JSON = evaluate.REPO_ROOT / "docs" / "wild.json"
 
 FERPLUS_LICENCE = ("- FER+ (Barsoum et al., 2016): FER2013 relabelled by 10 annotators per face; the labels\n"
                    "  are released by Microsoft under the MIT licence.\n")
@@ -74,8 +76,26 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
         **{key: trained.get(key) for key in ("recipe", "keras", "backend", "command", "epochs", "best_epoch",
                                              "machine")},
         "export_line": _export_line(config), "duration": _duration(float(trained.get("train_seconds", 0.0))),
-        "model_sha256": config.model_sha256,
+        "model_sha256": config.model_sha256, "real_photos": _real_photos(config.name),
     })
+
+
+def _real_photos(name: str, results: Path = WILD_JSON) -> str:
+    """A section with the model's expw-dev row from docs/wild.json, or nothing when it has none."""
+    rows = json.loads(results.read_text(encoding="utf-8")) if results.exists() else {}
+    row = next((r for r in rows.get("results", []) if r["model"] == name), None)
+    if row is None:
+        return ""
+    recall = row["recall"]
+    return ("\n## On real photos (expw-dev)\n\n"
+            "End to end on expw-dev (700 web photos, 729 labelled faces; the bundled YuNet detector, each "
+            "labelled face matched at IoU >= 0.3; a development set, used for choosing, never for training): "
+            f"`{rows.get('command', 'python -m benchmarks.wild')}`\n\n"
+            + table(["accuracy", "macro recall", "faces found", *recall],
+                    [[f"{row['accuracy']:.3f}", f"{row['macro_recall']:.3f}", f"{row['detector_recall']:.3f}",
+                      *(f"{r:.2f}" for r in recall.values())]], "r" * (3 + len(recall)))
+            + "\n\nIts labels are noisy (one annotator, web photos); compare models on it rather than reading "
+              "the figures as absolute. All models and fer: `docs/wild.md` in the emofer repository.\n")
 
 
 def _what(trained: Mapping[str, Any]) -> str:
@@ -94,8 +114,9 @@ def _about_graph(config: ModelConfig) -> str:
     if adjusted:
         text += (f"\nLogit-adjusted from `{adjusted['from']}`: each emotion's probability is divided by its share of the "
                  f"training targets to the power tau = {adjusted['tau']} and renormalised, in the graph (post-hoc logit "
-                 f"adjustment, `python -m training.adjust`), so that rare emotions (disgust, fear, contempt) are said "
-                 f"more often. The unadjusted model scores {config.metrics.get('unadjusted_PrivateTest')} on "
+                 f"adjustment, `python -m training.adjust`), so that rare emotions are said more often"
+                 + (f" ({', '.join(adjusted['excluded'])} left as the source model says it)" if adjusted.get("excluded")
+                    else "") + f". The unadjusted model scores {config.metrics.get('unadjusted_PrivateTest')} on "
                  f"PrivateTest and {config.metrics.get('unadjusted_PublicTest')} on PublicTest.\n")
         if quant:
             text += f"\nIts network is int8, quantised from `{quant['from']}` ({quant['method']}).\n"
@@ -114,7 +135,9 @@ def _export_line(config: ModelConfig) -> str:
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
     if adjusted:
         return (f"python -m training.adjust src/emofer/models/{adjusted['from'].rsplit('/', 1)[-1]} "
-                f"--tau {adjusted['tau']} --prior {adjusted['prior']} --name {config.name} --out src/emofer/models/{short}")
+                f"--tau {adjusted['tau']} --prior {adjusted['prior']}"
+                + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
+                + f" --name {config.name} --out src/emofer/models/{short}")
     if quant:
         return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
                 f"--out src/emofer/models/{short}")

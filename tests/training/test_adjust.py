@@ -62,9 +62,20 @@ def test_an_adjusted_folder_cannot_be_adjusted_again(tmp_path):
 
 def test_candidate_writes_a_loadable_folder_and_scores_publictest(tmp_path):
     need(DATA / "ferplus.zip", "FER+ (ferplus.zip)")
-    config = adjust.adjust(SOURCE, tmp_path / "cand", 0.5, name="test/cand", final=False)
+    config = adjust.adjust(SOURCE, tmp_path / "cand", 0.5, name="test/cand", final=False, exclude=["contempt"])
     assert set(config.metrics) == {"PublicTest", "unadjusted_PublicTest"}
+    assert config.trained_on["logit_adjustment"]["excluded"] == ["contempt"]
     shares = config.trained_on["logit_adjustment"]["shares"]
     assert abs(sum(shares.values()) - 1) < 1e-3 and shares["disgust"] < shares["happy"]
     rec = EmotionRecognizer.from_pretrained(tmp_path / "cand", detector="none")
     assert rec.config.name == "test/cand" and rec.classify(crops(2)).shape == (2, 8)
+
+
+def test_an_excluded_label_keeps_its_odds_against_the_most_common_one():
+    labels = ("neutral", "happy", "disgust", "contempt")
+    shares = np.array([0.5, 0.3, 0.1, 0.1])
+    weights = adjust.multiplier(shares, labels, tau=1.0, exclude=("contempt",))
+    np.testing.assert_allclose(weights, [2.0, 1 / 0.3, 10.0, 2.0])
+    np.testing.assert_allclose(adjust.multiplier(shares, labels, tau=0.5, temperature=2.0), shares ** -1.0)
+    with pytest.raises(ValueError, match="cannot exclude"):
+        adjust.multiplier(shares, labels, tau=1.0, exclude=("contempts",))
