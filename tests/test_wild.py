@@ -8,6 +8,7 @@ import math
 import pytest
 
 from benchmarks import wild
+from emofer import EmotionRecognizer
 from tests.conftest import DATA, need
 
 
@@ -39,3 +40,22 @@ def test_perface_times_a_bundled_model(capsys):
     median, fastest, slowest = perface.per_face_ms("emofer/fer5-int8")
     assert 0.0 < fastest <= median <= slowest
     assert perface.main(["emofer/fer5-int8"]) == 0 and "ms per face" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_adjust_grid_scores_every_adjustment_and_chooses_by_the_rule(tmp_path, capsys):
+    from benchmarks import adjust_grid
+
+    archive = need(DATA / "expw-dev.zip", "expw-dev")
+    need(DATA / "ferplus.zip", "FER+")
+    out = tmp_path / "grid.json"
+    assert adjust_grid.main(["emofer/wild8-int8", "--every", "60", "--archive", str(archive), "--out", str(out)]) == 0
+    grid = json.loads(out.read_text())
+    assert len(grid["rows"]) == 2 * 2 * len(adjust_grid.TAUS)  # two priors, contempt adjusted or excluded
+    plain = [r for r in grid["rows"] if r["tau"] == 0]
+    assert len({(r["expw_dev"], r["fer_plus_valid"]) for r in plain}) == 1  # tau 0 is the model as it is
+    subset = wild.evaluate(EmotionRecognizer.from_pretrained("emofer/wild8-int8"), wild.read_faces(archive, 60), archive)
+    assert plain[0]["expw_dev"] == subset.accuracy
+    eligible = [r for r in grid["rows"] if min(r["recall"].values()) >= 0.15]
+    assert grid["best"] == (max(eligible, key=lambda r: r["score"]) if eligible else None)
+    assert "chosen by the rule" in capsys.readouterr().out
