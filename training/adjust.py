@@ -129,15 +129,10 @@ def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "target
         config = config.with_updates(metrics=metrics)
         config.save(out / CONFIG_NAME)
         return config
-    private = evaluate.evaluate(out, "PrivateTest", data_root)
-    config = config.with_updates(metrics={"PrivateTest": private.headline(), **metrics,
-                                          "unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")})
-    config.save(out / CONFIG_NAME)
-    report_dir = Path(report) if report else evaluate.default_out(config)
-    command = command or evaluate.command_line("training.adjust", [source, "--tau", tau, "--out", out])
-    evaluate.write_report(private, report_dir, None, command, examples=False)
-    card.write(out, report_dir)
-    return config
+    return card.finish(out, config, {**metrics,
+                                     "unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")},
+                       report, data_root,
+                       command or evaluate.command_line("training.adjust", [source, "--tau", tau, "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
                         help="leave this emotion unadjusted (as common as the most common one); repeatable")
     parser.add_argument("--name", help="model name (default: the source's name + '-adjusted')")
-    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
-    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
-    parser.add_argument("--candidate", action="store_true",
-                        help="a model to choose between: PublicTest only, the test split is not read")
+    card.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = adjust(args.source, args.out, args.tau, args.prior, args.name, args.report, args.data,

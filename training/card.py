@@ -9,6 +9,7 @@ Filled from ``config.json`` (``model_dir``) and the PrivateTest ``report.json`` 
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,31 @@ def write(model_dir: str | Path, report_dir: str | Path) -> Path:
     (model_dir / CARD_NAME).write_text(card, encoding="utf-8")
     (report_dir / DOCS_CARD_NAME).write_text(docs_copy(card), encoding="utf-8")
     return model_dir / CARD_NAME
+
+
+def finish(out: str | Path, config: ModelConfig, metrics: Mapping[str, Any], report: str | Path | None = None,
+           data_root: str | Path | None = None, command: str = "") -> ModelConfig:
+    """The one PrivateTest evaluation of a model folder made from another (int8, logit-adjusted).
+
+    Saves config.json with ``{"PrivateTest": ..., **metrics}``, writes the report (``report`` or
+    docs/models/<short name>/) and the card; returns the saved config.
+    """
+    out = Path(out)
+    private = evaluate.evaluate(out, "PrivateTest", data_root)
+    config = config.with_updates(metrics={"PrivateTest": private.headline(), **metrics})
+    config.save(out / CONFIG_NAME)
+    report_dir = Path(report) if report else evaluate.default_out(config)
+    evaluate.write_report(private, report_dir, None, command, examples=False)
+    write(out, report_dir)
+    return config
+
+
+def add_finish_arguments(parser: argparse.ArgumentParser) -> None:
+    """--report, --data and --candidate, as the commands that call :func:`finish` take them."""
+    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
+    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
+    parser.add_argument("--candidate", action="store_true",
+                        help="a model to choose between: PublicTest only, the test split is not read")
 
 
 def docs_copy(card: str) -> str:

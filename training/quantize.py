@@ -114,17 +114,9 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
         config = config.with_updates(metrics=public_metrics)
         config.save(out / CONFIG_NAME)
         return config
-    private = evaluate.evaluate(out, "PrivateTest", data_root)
-    command = command or evaluate.command_line("training.quantize", [source, "--out", out])
-    config = config.with_updates(metrics={
-        "PrivateTest": private.headline(), **public_metrics,
-        "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy"),
-    })
-    config.save(out / CONFIG_NAME)
-    report_dir = Path(report) if report else evaluate.default_out(config)
-    evaluate.write_report(private, report_dir, None, command, examples=False)
-    card.write(out, report_dir)
-    return config
+    return card.finish(out, config, {**public_metrics,
+                                     "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy")},
+                       report, data_root, command or evaluate.command_line("training.quantize", [source, "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="Training faces for calibration")
     parser.add_argument("--max-drop", type=float, default=MAX_DROP,
                         help="largest PublicTest accuracy drop kept, as a fraction (default 0.005)")
-    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
-    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
-    parser.add_argument("--candidate", action="store_true",
-                        help="a model to choose between: PublicTest only, the test split is not read")
+    card.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
