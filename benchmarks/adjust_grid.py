@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.wild import ARCHIVE, MATCH_IOU, read_faces, score
+from benchmarks.wild import ARCHIVE, predict_photos, read_faces, score
 from emofer import EmotionRecognizer
-from emofer.boxes import iou
 from training import adjust, data, evaluate
 
 TAUS = tuple(round(0.1 * k, 1) for k in range(16))
@@ -32,12 +30,8 @@ FLOOR = 0.15
 
 def expw_probabilities(recognizer: EmotionRecognizer, photos: dict, archive: Path = ARCHIVE) -> dict:
     """Per photo: (box, probabilities) of each face found, for rescoring without rerunning the model."""
-    found = {}
-    with zipfile.ZipFile(archive) as z:
-        for path in photos:
-            faces = recognizer.predict(z.read(f"expw-dev/{path}"))
-            found[path] = [(f.box, np.array([f.probabilities[label] for label in recognizer.labels])) for f in faces]
-    return found
+    return {path: [(f.box, np.array([f.probabilities[label] for label in recognizer.labels])) for f in faces]
+            for path, (faces, _) in predict_photos(recognizer, photos, archive).items()}
 
 
 def grid(recognizer: EmotionRecognizer, photos: dict, found: dict, valid: data.FaceSet) -> list[dict]:

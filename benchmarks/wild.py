@@ -25,13 +25,13 @@ import tempfile
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emofer import EmotionRecognizer
+from emofer import EmotionRecognizer, Face
 from emofer.boxes import iou
 from training.report import render, table
 
@@ -107,16 +107,24 @@ def score(said: dict[str, Said], photos: dict[str, list[LabelledFace]], model: s
         median_ms_per_photo=round(1000 * float(np.median([s[1] for s in said.values()])), 2))
 
 
-def evaluate(recognizer: EmotionRecognizer, photos: dict[str, list[LabelledFace]],
-             archive: Path = ARCHIVE, model: str = "", detector: str = "auto") -> WildResult:
-    """Run ``recognizer.predict`` on every photo (as encoded bytes) and score its labelled faces."""
-    said: dict[str, Said] = {}
+def predict_photos(recognizer: EmotionRecognizer, photos: Iterable[str],
+                   archive: Path = ARCHIVE) -> dict[str, tuple[list[Face], float]]:
+    """Each photo through ``recognizer.predict`` as encoded bytes: the faces found and the seconds it took."""
+    found = {}
     with zipfile.ZipFile(archive) as z:
         for path in photos:
             encoded = z.read(f"expw-dev/{path}")
             start = time.perf_counter()
             faces = recognizer.predict(encoded)
-            said[path] = ([(f.box, f.emotion) for f in faces], time.perf_counter() - start)
+            found[path] = (faces, time.perf_counter() - start)
+    return found
+
+
+def evaluate(recognizer: EmotionRecognizer, photos: dict[str, list[LabelledFace]],
+             archive: Path = ARCHIVE, model: str = "", detector: str = "auto") -> WildResult:
+    """Run ``recognizer.predict`` on every photo (as encoded bytes) and score its labelled faces."""
+    said = {path: ([(f.box, f.emotion) for f in faces], seconds)
+            for path, (faces, seconds) in predict_photos(recognizer, photos, archive).items()}
     return score(said, photos, model or recognizer.config.name, detector)
 
 
