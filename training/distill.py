@@ -6,8 +6,15 @@ face and, with ``flip``, its mirror image), softened by ``temperature`` (p ** (1
 renormalised). Teachers are computed once per run folder and cached there
 (``teacher_targets.npz``), so a resumed run trains on the same targets.
 
+A teacher is a finished training run (a folder with ``best.keras``) or any model
+``EmotionRecognizer.from_pretrained`` loads: a bundled name such as ``emofer/ferplus8`` or an
+exported model folder. Exported teachers see the faces through emofer's own preprocessing
+(``classify``), so a bundled model whose Keras run is gone can still teach.
+
     python -m training.train --recipe fer5-distill --out RUN --init-from START/best.keras \\
         --teacher TEACHER_RUN_A --teacher TEACHER_RUN_B
+    python -m training.train --recipe wild8-distill --out RUN --init-from WILD8_RUN/best.keras \\
+        --teacher emofer/wild8 --teacher emofer/ferplus8
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emofer import EmotionRecognizer
 from emofer.preprocess import model_input
 from training import data, nets
 from training.runs import Run
@@ -28,30 +36,53 @@ log = logging.getLogger("emofer.training")
 CACHE_NAME = "teacher_targets.npz"
 
 
-def teacher_probabilities(teachers: Sequence[Path], faces: data.FaceSet, flip: bool = True,
-                          batch_size: int = 256) -> np.ndarray:
-    """Mean probability over ``faces.classes`` of every teacher run (and mirror, with ``flip``).
+def is_run(teacher: str | Path) -> bool:
+    """True for a training run folder (Keras weights); otherwise the teacher is an emofer model."""
+    return (Path(teacher) / "best.keras").is_file()
 
-    Each teacher sees the faces as its own run's config.json says (size, channels, normalisation).
-    A teacher trained on more classes contributes its probabilities of ``faces.classes``
-    renormalised to sum to 1; one that lacks a class is an error.
+
+def teacher_id(teacher: str | Path) -> str:
+    """A stable name for the cache key: the resolved folder, or the model name as given."""
+    path = Path(teacher)
+    return str(path.resolve()) if path.exists() else str(teacher)
+
+
+def _run_probabilities(run: Run, faces: data.FaceSet, flip: bool, batch_size: int) -> list[np.ndarray]:
+    model = nets.load(run.best, compile=False)
+    x = model_input(faces.pixels, run.config)
+    views = [x, x[:, :, ::-1]] if flip else [x]  # NHWC: axis 2 is the width
+    return [np.asarray(nets.pick_classes(np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64),
+                                         run.classes, faces.classes, f"teacher {run.path}")) for view in views]
+
+
+def _model_probabilities(name: str, faces: data.FaceSet, flip: bool, batch_size: int) -> list[np.ndarray]:
+    recognizer = EmotionRecognizer.from_pretrained(name)
+    views = [faces.pixels, faces.pixels[:, :, ::-1]] if flip else [faces.pixels]  # (N, H, W) grey crops
+    return [np.asarray(nets.pick_classes(recognizer.classify(view, batch_size=batch_size).astype(np.float64),
+                                         recognizer.labels, faces.classes, f"teacher {name}")) for view in views]
+
+
+def teacher_probabilities(teachers: Sequence[str | Path], faces: data.FaceSet, flip: bool = True,
+                          batch_size: int = 256) -> np.ndarray:
+    """Mean probability over ``faces.classes`` of every teacher (and mirror, with ``flip``).
+
+    A run folder sees the faces as its own config.json says (size, channels, normalisation); an
+    emofer model sees them through its ``classify``. A teacher trained on more classes contributes
+    its probabilities of ``faces.classes`` renormalised to sum to 1; one that lacks a class is an error.
     """
     if not teachers:
-        raise ValueError("distillation needs at least one teacher run (--teacher RUN_DIR)")
+        raise ValueError("distillation needs at least one teacher (--teacher RUN_DIR or MODEL)")
     total = np.zeros((len(faces), len(faces.classes)), np.float64)
-    for run in teachers:
-        run = Run(run)
-        classes = run.classes
-        model = nets.load(run.best, compile=False)
-        x = model_input(faces.pixels, run.config)
-        views = [x, x[:, :, ::-1]] if flip else [x]  # NHWC: axis 2 is the width
-        for number, view in enumerate(views):
-            probabilities = np.asarray(model.predict(view, batch_size=batch_size, verbose=0), np.float64)
-            picked = np.asarray(nets.pick_classes(probabilities, classes, faces.classes, f"teacher {run.path}"))
-            total += picked
-            if number == 0:
-                log.info("teacher %s: training accuracy %.4f", run.path, float((picked.argmax(1) == faces.labels).mean()))
-    return (total / (len(teachers) * len(views))).astype(np.float32)
+    views = 0
+    for teacher in teachers:
+        if is_run(teacher):
+            probabilities = _run_probabilities(Run(teacher), faces, flip, batch_size)
+        else:
+            probabilities = _model_probabilities(str(teacher), faces, flip, batch_size)
+        log.info("teacher %s: training accuracy %.4f", teacher, float((probabilities[0].argmax(1) == faces.labels).mean()))
+        total += sum(probabilities)
+        views += len(probabilities)
+    return (total / views).astype(np.float32)
 
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -71,11 +102,11 @@ def blend(hard: np.ndarray, teacher: np.ndarray, alpha: float) -> np.ndarray:
     return (alpha * hard + (1.0 - alpha) * teacher).astype(np.float32)
 
 
-def targets(run: Path, teachers: Sequence[Path], faces: data.FaceSet, alpha: float = 0.5,
+def targets(run: Path, teachers: Sequence[str | Path], faces: data.FaceSet, alpha: float = 0.5,
             temperature: float = 2.0, flip: bool = True) -> np.ndarray:
     """The student's training targets, from the cache in ``run`` when it matches these faces."""
     key = hashlib.sha256(faces.pixels.tobytes() + faces.labels.tobytes()
-                         + json.dumps([sorted(str(Path(t).resolve()) for t in teachers), flip]).encode()).hexdigest()
+                         + json.dumps([sorted(teacher_id(t) for t in teachers), flip]).encode()).hexdigest()
     cache = Path(run) / CACHE_NAME
     if cache.exists():
         stored = np.load(cache)

@@ -218,7 +218,7 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     targets = None
     if recipe.get("distill") is not None:
         options = dict(recipe["distill"])
-        targets = distill.targets(run, [Path(t) for t in options.pop("teachers", [])], train_set, **options)
+        targets = distill.targets(run, options.pop("teachers", []), train_set, **options)
     mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
     batches = FaceBatches(train_set, config, batch, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
@@ -263,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-train", type=int, help="train on this many faces (smoke runs)")
     parser.add_argument("--limit-val", type=int, help="validate on this many faces (smoke runs)")
     parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (the head too when the classes match)")
-    parser.add_argument("--teacher", action="append", type=Path, metavar="RUN_DIR",
-                        help="distil from this finished run (repeat for an ensemble); the recipe needs a distill block")
+    parser.add_argument("--teacher", action="append", metavar="RUN_DIR|MODEL",
+                        help="distil from this finished run or emofer model (a bundled name such as emofer/ferplus8, "
+                             "or an exported folder); repeat for an ensemble; the recipe needs a distill block")
     parser.add_argument("--backend", choices=BACKENDS,
                         help=f"Keras backend (default: $KERAS_BACKEND, else {DEFAULT_BACKEND}); runs in a new process "
                              "when it differs from this one's")
@@ -282,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher:
         if recipe.get("distill") is None:
             raise SystemExit(f"recipe {recipe['name']!r} has no distill block; --teacher needs one")
-        recipe["distill"] = {**recipe["distill"], "teachers": [str(t.resolve()) for t in args.teacher]}
+        recipe["distill"] = {**recipe["distill"], "teachers": [distill.teacher_id(t) for t in args.teacher]}
     elif recipe.get("distill") is not None and not recipe["distill"].get("teachers"):
-        raise SystemExit(f"recipe {recipe['name']!r} distils: name its teachers with --teacher RUN_DIR")
+        raise SystemExit(f"recipe {recipe['name']!r} distils: name its teachers with --teacher RUN_DIR or MODEL")
     best = train(recipe, args.out)
     log.info("best checkpoint: %s", best)
     return 0

@@ -126,6 +126,42 @@ def test_teacher_probabilities_average_runs_mirrors_and_class_subsets(tmp_path):
         distill.teacher_probabilities([], faces)
 
 
+def test_a_bundled_model_teaches_through_classify_beside_a_run(tmp_path):
+    """An exported emofer model (no Keras run left) is a teacher too: its classify, mirrored, averaged."""
+    from emofer import EmotionRecognizer
+    from training import distill
+
+    faces = _faces()
+    model = EmotionRecognizer.from_pretrained("emofer/fer7")  # a real ONNX session, 7 emotions
+    columns = [model.labels.index(c) for c in faces.classes]
+
+    def manual(view: np.ndarray) -> np.ndarray:
+        picked = model.classify(view)[:, columns]
+        return picked / picked.sum(axis=1, keepdims=True)
+
+    got = distill.teacher_probabilities(["emofer/fer7"], faces)
+    expected = (manual(faces.pixels) + manual(faces.pixels[:, :, ::-1])) / 2
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not distill.is_run("emofer/fer7")
+    np.testing.assert_allclose(distill.teacher_probabilities(["emofer/fer7"], faces, flip=False), manual(faces.pixels),
+                               atol=1e-5)
+
+    run = _teacher_run(tmp_path / "five", data.SUBSETS["fer5"], 4)
+    assert distill.is_run(run)
+    both = distill.teacher_probabilities([run, "emofer/fer7"], faces)
+    np.testing.assert_allclose(both, (distill.teacher_probabilities([run], faces) + got) / 2, atol=1e-5)
+
+    with pytest.raises(ValueError, match="no classes"):  # fer5 cannot teach fear or neutral
+        distill.teacher_probabilities(["emofer/fer5"], data.FaceSet(faces.pixels, faces.labels,
+                                                                    data.SUBSETS["fer7"][:5], "Training"))
+    student = tmp_path / "student"
+    student.mkdir()
+    first = distill.targets(student, ["emofer/fer7"], faces)
+    np.testing.assert_array_equal(distill.targets(student, ["emofer/fer7"], faces), first)  # cached by name
+    with pytest.raises(ValueError, match="other faces or teachers"):
+        distill.targets(student, ["emofer/fer7", run], faces)
+
+
 def test_targets_are_cached_per_run_and_refuse_other_faces(tmp_path):
     from training import distill
 
