@@ -49,7 +49,8 @@ def test_adjust_grid_scores_every_adjustment_and_chooses_by_the_rule(tmp_path, c
     archive = need(DATA / "expw-dev.zip", "expw-dev")
     need(DATA / "ferplus.zip", "FER+")
     out = tmp_path / "grid.json"
-    assert adjust_grid.main(["emofer/wild8-int8", "--every", "60", "--archive", str(archive), "--out", str(out)]) == 0
+    assert adjust_grid.main(["emofer/wild8-int8", "--every", "60", "--archive", str(archive), "--out", str(out),
+                             "--ceiling"]) == 0
     grid = json.loads(out.read_text())
     assert len(grid["rows"]) == 2 * 2 * len(adjust_grid.TAUS)  # two priors, contempt adjusted or excluded
     plain = [r for r in grid["rows"] if r["tau"] == 0]
@@ -58,4 +59,8 @@ def test_adjust_grid_scores_every_adjustment_and_chooses_by_the_rule(tmp_path, c
     assert plain[0]["expw_dev"] == subset.accuracy
     eligible = [r for r in grid["rows"] if min(r["recall"].values()) >= 0.15]
     assert grid["best"] == (max(eligible, key=lambda r: r["score"]) if eligible else None)
-    assert "chosen by the rule" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "chosen by the rule" in printed and "not a candidate" in printed
+    top = grid["ceiling"]  # weights fitted on the scored faces: never below the model as it is
+    assert top["unweighted"] == plain[0]["expw_dev"] and top["expw_dev"] >= top["unweighted"]
+    assert top["faces_found"] == subset.detector_recall and set(top["recall"]) == set(wild.EMOTIONS)
