@@ -33,7 +33,7 @@ import numpy as np
 
 from emofer.config import ModelConfig
 from emofer.preprocess import model_input
-from training import data, distill, nets
+from training import data, distill, nets, second_labels
 from training.augment import Augment, Mix
 from training.runs import Run, recipe_classes
 
@@ -219,6 +219,9 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     if recipe.get("distill") is not None:
         options = dict(recipe["distill"])
         targets = distill.targets(run, options.pop("teachers", []), train_set, **options)
+    if recipe.get("second_labels") is not None:
+        base = targets if targets is not None else train_set.targets().astype(np.float32)
+        targets = second_labels.targets(train_set, base, **recipe["second_labels"])
     mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
     batches = FaceBatches(train_set, config, batch, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
