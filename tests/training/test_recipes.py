@@ -16,7 +16,7 @@ from training.train import RECIPES, load_recipe, recipe_classes  # noqa: E402
 ALL = sorted(p.stem for p in RECIPES.glob("*.json"))
 KNOWN = {"description", "dataset", "classes", "soft_labels", "network", "network_options", "epochs",
          "warmup_epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "class_weight_power",
-         "augment", "mix", "distill", "patience", "seed", "limit_train", "limit_val", "init_from", "name"}
+         "augment", "mix", "distill", "second_labels", "patience", "seed", "limit_train", "limit_val", "init_from", "name"}
 
 
 def test_the_recipe_folder_is_not_empty():
@@ -39,6 +39,11 @@ def test_recipe_builds_its_network_and_blocks(name):
     if recipe.get("distill") is not None:
         assert set(recipe["distill"]) <= {"alpha", "temperature", "flip", "teachers"}
         assert 0.0 <= recipe["distill"].get("alpha", 0.5) <= 1.0
+    if recipe.get("second_labels") is not None:
+        block = recipe["second_labels"]
+        assert set(block) <= {"dataset", "classes", "weight", "max_distance"}
+        assert block.get("dataset", "fer2013") in data.ARCHIVES and set(block["classes"]) <= set(classes)
+        assert 0.0 <= block.get("weight", 0.3) <= 1.0
 
 
 def test_load_recipe_names_the_known_ones_when_asked_for_a_missing_one():
