@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emofer.config import CONFIG_NAME, ModelConfig
+from emofer.hub import BUNDLED_ROOT
 from training import evaluate
 from training.report import confusion_table, render, table
 
@@ -142,8 +143,7 @@ def _about_graph(config: ModelConfig) -> str:
                  f"training targets to the power tau = {adjusted['tau']} and renormalised, in the graph (post-hoc logit "
                  f"adjustment, `python -m training.adjust`), so that rare emotions are said more often"
                  + (f" ({', '.join(adjusted['excluded'])} left as the source model says it)" if adjusted.get("excluded")
-                    else "") + f". The unadjusted model scores {config.metrics.get('unadjusted_PrivateTest')} on "
-                 f"PrivateTest and {config.metrics.get('unadjusted_PublicTest')} on PublicTest.\n")
+                    else "") + _unadjusted(config.metrics) + "\n")
         if quant:
             text += f"\nIts network is int8, quantised from `{quant['from']}` ({quant['method']}).\n"
     elif quant:
@@ -155,10 +155,36 @@ def _about_graph(config: ModelConfig) -> str:
     return text
 
 
+def _unadjusted(metrics: Mapping[str, Any]) -> str:
+    """The source model's scores; a candidate source had its test split left unread."""
+    public, private = metrics.get("unadjusted_PublicTest"), metrics.get("unadjusted_PrivateTest")
+    if private is None:
+        return (f". The unadjusted model scores {public} on PublicTest (it was a candidate, not bundled: "
+                "its test split was not read).")
+    return f". The unadjusted model scores {private} on PrivateTest and {public} on PublicTest."
+
+
+def _bundled(name: str) -> bool:
+    return (BUNDLED_ROOT / name.rsplit("/", 1)[-1] / CONFIG_NAME).is_file()
+
+
 def _export_line(config: ModelConfig) -> str:
-    """The command that made this model folder from its run (or from its float model)."""
+    """The command that made this model folder from its run (or from its float model).
+
+    A logit-adjusted model whose int8 source is not bundled was made from candidates: the
+    export, quantisation and adjustment are then given in order, with the candidates in CAND/.
+    """
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
+    if adjusted and quant and not _bundled(adjusted["from"]):
+        source, parent = adjusted["from"].rsplit("/", 1)[-1], quant["from"]
+        flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
+        return (f"python -m training.export RUN_DIR --name {parent} --out CAND/{parent.rsplit('/', 1)[-1]} --candidate"
+                f"{flags}`, then `python -m training.quantize CAND/{parent.rsplit('/', 1)[-1]} --out CAND/{source} "
+                f"--candidate --max-drop 0.01`, then `python -m training.adjust CAND/{source} "
+                f"--tau {adjusted['tau']} --prior {adjusted['prior']}"
+                + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
+                + f" --name {config.name} --out src/emofer/models/{short}")
     if adjusted:
         return (f"python -m training.adjust src/emofer/models/{adjusted['from'].rsplit('/', 1)[-1]} "
                 f"--tau {adjusted['tau']} --prior {adjusted['prior']}"

@@ -79,3 +79,24 @@ def test_an_excluded_label_keeps_its_odds_against_the_most_common_one():
     np.testing.assert_allclose(adjust.multiplier(shares, labels, tau=0.5, temperature=2.0), shares ** -1.0)
     with pytest.raises(ValueError, match="cannot exclude"):
         adjust.multiplier(shares, labels, tau=1.0, exclude=("contempts",))
+
+
+def test_the_card_of_an_adjusted_model_made_from_candidates_gives_the_whole_chain():
+    """The default's parents were candidates (not bundled, test split unread): its card says how it was made."""
+    from emofer.config import ModelConfig
+    from emofer.hub import BUNDLED_ROOT
+    from training import card
+
+    bundled = ModelConfig.load(BUNDLED_ROOT / "wild8-balanced-int8" / "config.json")  # made from bundled wild8-int8
+    assert card._export_line(bundled).startswith("python -m training.adjust src/emofer/models/wild8-int8 ")
+    assert "0.8139 on PrivateTest" in card._about_graph(bundled)
+
+    default = ModelConfig.load(BUNDLED_ROOT / "wild8v2-balanced-int8" / "config.json")
+    assert not (BUNDLED_ROOT / "wild8v2-int8").exists()
+    line = card._export_line(default)
+    assert line.startswith("python -m training.export RUN_DIR --name emofer/wild8v2 --out CAND/wild8v2 --candidate")
+    assert "training.quantize CAND/wild8v2 --out CAND/wild8v2-int8 --candidate" in line
+    assert line.endswith("--tau 0.5 --prior majority --exclude contempt --name emofer/wild8v2-balanced-int8 "
+                         "--out src/emofer/models/wild8v2-balanced-int8")
+    about = card._about_graph(default)
+    assert "None" not in about and "its test split was not read" in about
