@@ -84,6 +84,13 @@ class WildResult:
 Said = tuple[list[tuple[Sequence[float], str]], float]
 
 
+def match(box: Sequence[float], found: Sequence[Sequence[float]]) -> int:
+    """Index of the found box with the highest IoU with ``box``, or -1 when none reaches MATCH_IOU."""
+    overlaps = [iou(box, other) for other in found]
+    best = int(np.argmax(overlaps)) if overlaps else -1
+    return best if best >= 0 and overlaps[best] >= MATCH_IOU else -1
+
+
 def score(said: dict[str, Said], photos: dict[str, list[LabelledFace]], model: str, detector: str) -> WildResult:
     """Match each labelled face to the found face with the highest IoU and tally the answers."""
     confusion = {e: defaultdict(int) for e in EMOTIONS}
@@ -91,9 +98,8 @@ def score(said: dict[str, Said], photos: dict[str, list[LabelledFace]], model: s
     for path, labelled in photos.items():
         found = said[path][0]
         for face in labelled:
-            overlaps = [iou(face.box, box) for box, _ in found]
-            best = int(np.argmax(overlaps)) if overlaps else -1
-            answer = found[best][1] if best >= 0 and overlaps[best] >= MATCH_IOU else MISSED
+            best = match(face.box, [box for box, _ in found])
+            answer = found[best][1] if best >= 0 else MISSED
             confusion[face.label][answer] += 1
             answers[answer] += 1
     total = sum(answers.values())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emofer.config import CONFIG_NAME, ModelConfig
-from emofer.hub import BUNDLED_ROOT
+from emofer.hub import bundled_models
 from training import evaluate
 from training.report import confusion_table, render, table
 
@@ -164,38 +164,32 @@ def _unadjusted(metrics: Mapping[str, Any]) -> str:
     return f". The unadjusted model scores {private} on PrivateTest and {public} on PublicTest."
 
 
-def _bundled(name: str) -> bool:
-    return (BUNDLED_ROOT / name.rsplit("/", 1)[-1] / CONFIG_NAME).is_file()
-
-
 def _export_line(config: ModelConfig) -> str:
     """The command that made this model folder from its run (or from its float model).
 
     A logit-adjusted model whose int8 source is not bundled was made from candidates: the
-    export, quantisation and adjustment are then given in order, with the candidates in CAND/.
+    export and quantisation of those candidates (in CAND/) come before the adjustment.
     """
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
-    if adjusted and quant and not _bundled(adjusted["from"]):
-        source, parent = adjusted["from"].rsplit("/", 1)[-1], quant["from"]
-        flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
-        return (f"python -m training.export RUN_DIR --name {parent} --out CAND/{parent.rsplit('/', 1)[-1]} --candidate"
-                f"{flags}`, then `python -m training.quantize CAND/{parent.rsplit('/', 1)[-1]} --out CAND/{source} "
-                f"--candidate --max-drop 0.01`, then `python -m training.adjust CAND/{source} "
-                f"--tau {adjusted['tau']} --prior {adjusted['prior']}"
-                + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
-                + f" --name {config.name} --out src/emofer/models/{short}")
+    graph_flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
     if adjusted:
-        return (f"python -m training.adjust src/emofer/models/{adjusted['from'].rsplit('/', 1)[-1]} "
+        source = adjusted["from"].rsplit("/", 1)[-1]
+        chain = ""
+        if quant and adjusted["from"] not in bundled_models():
+            parent = quant["from"].rsplit("/", 1)[-1]
+            chain = (f"python -m training.export RUN_DIR --name {quant['from']} --out CAND/{parent} --candidate{graph_flags}`, "
+                     f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01`, "
+                     "then `")
+        return (chain + f"python -m training.adjust {'CAND' if chain else 'src/emofer/models'}/{source} "
                 f"--tau {adjusted['tau']} --prior {adjusted['prior']}"
                 + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
                 + f" --name {config.name} --out src/emofer/models/{short}")
     if quant:
         return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
                 f"--out src/emofer/models/{short}")
-    flags = ("".join(f" --ensemble runs/{m}" for m in trained.get("ensemble_with") or [])
-             + " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0))
-    return f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{flags}"
+    ensemble = "".join(f" --ensemble runs/{m}" for m in trained.get("ensemble_with") or [])
+    return f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{ensemble}{graph_flags}"
 
 
 def _duration(seconds: float) -> str:
