@@ -33,7 +33,7 @@ import numpy as np
 
 from emofer.config import ModelConfig
 from emofer.preprocess import model_input
-from training import data, distill, nets, second_labels
+from training import data, distill, expw, mixing, nets, second_labels
 from training.augment import Augment, Mix
 from training.runs import Run, recipe_classes
 
@@ -222,11 +222,16 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
     if recipe.get("second_labels") is not None:
         base = targets if targets is not None else train_set.targets().astype(np.float32)
         targets = second_labels.targets(train_set, base, **recipe["second_labels"])
+    val_weights, web_rows = None, None
+    if recipe.get("web") is not None:
+        train_set, targets, weights, val_set, val_weights, web_rows = add_web(
+            recipe["web"], train_set, targets, weights, val_set, config)
     mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
     batches = FaceBatches(train_set, config, batch, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
     x_val = model_input(val_set.pixels, config)
     y_val = val_set.targets().astype(np.float32)
+    validation = (x_val, y_val) if val_weights is None else (x_val, y_val, val_weights)
 
     if folder.last.exists():
         log.info("resuming %s after epoch %d", run, state["epoch"])
@@ -241,9 +246,45 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.get("label_smoothing", 0.0)),
                       metrics=["accuracy"])
     log.info("network %s: %d parameters", recipe["network"], model.count_params())
-    model.fit(batches, validation_data=(x_val, y_val), epochs=recipe["epochs"], initial_epoch=state["epoch"],
-              callbacks=checkpoints(folder, state, recipe.get("patience", 10)), verbose=2)
+    parts = [] if web_rows is None else [ValidationParts(x_val, val_set.labels, web_rows)]
+    model.fit(batches, validation_data=validation, epochs=recipe["epochs"], initial_epoch=state["epoch"],
+              callbacks=parts + checkpoints(folder, state, recipe.get("patience", 10)), verbose=2)
     return folder.best
+
+
+def add_web(block: dict, train_set: data.FaceSet, targets: np.ndarray | None, weights: np.ndarray | None,
+            val_set: data.FaceSet, config: ModelConfig):
+    """Mix expw-train into the training and validation sets as the recipe's ``web`` block says
+    (:mod:`training.mixing`); the faces are framed by YuNet with the crop policy the model will carry."""
+    from training.framing import DEFAULT_POLICIES, load_policies
+
+    options = mixing.Web.from_recipe(block)
+    policy = load_policies(DEFAULT_POLICIES)["yunet"]
+    web_train, framing = expw.load("Training", train_set.classes, policy, config.input.size)
+    web_val, val_framing = expw.load("PublicTest", train_set.classes, policy, config.input.size)
+    log.info("expw-train: %d training faces %s (YuNet framed %d, stored box %d), %d validation faces "
+             "(stored box %d); share %.2f -> %d repeats", len(web_train), web_train.counts(), framing.yunet,
+             framing.fallback, len(web_val), val_framing.fallback, options.share,
+             options.repeats(len(train_set), len(web_train)))
+    base = train_set.targets().astype(np.float32) if targets is None else targets
+    mixed, mixed_targets, mixed_weights = mixing.combine(train_set, base, weights, web_train, options,
+                                                         expw.EXPW_CLASSES)
+    val, val_weights, web_rows = mixing.validation(val_set, web_val, options)
+    return mixed, mixed_targets, mixed_weights, val, val_weights, web_rows
+
+
+class ValidationParts(keras.callbacks.Callback):
+    """Logs the accuracy of each validation part (the main split and expw-train's) per epoch."""
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray, web_rows: np.ndarray):
+        super().__init__()
+        self.x, self.labels, self.web_rows = x, labels, web_rows
+
+    def on_epoch_end(self, epoch, logs=None):
+        right = self.model.predict(self.x, batch_size=256, verbose=0).argmax(1) == self.labels
+        if logs is not None:
+            logs["val_main_accuracy"] = float(right[~self.web_rows].mean())
+            logs["val_web_accuracy"] = float(right[self.web_rows].mean())
 
 
 def optimizer(recipe: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:

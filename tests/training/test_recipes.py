@@ -11,10 +11,11 @@ keras = pytest.importorskip("keras", reason="training extras not installed (pip 
 
 from training import data, nets  # noqa: E402
 from training.augment import Augment, Mix  # noqa: E402
+from training.mixing import Web  # noqa: E402
 from training.train import RECIPES, load_recipe, recipe_classes  # noqa: E402
 
 ALL = sorted(p.stem for p in RECIPES.glob("*.json"))
-KNOWN = {"description", "dataset", "classes", "soft_labels", "network", "network_options", "epochs",
+KNOWN = {"web", "description", "dataset", "classes", "soft_labels", "network", "network_options", "epochs",
          "warmup_epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "class_weight_power",
          "augment", "mix", "distill", "second_labels", "patience", "seed", "limit_train", "limit_val", "init_from", "name"}
 
@@ -39,6 +40,8 @@ def test_recipe_builds_its_network_and_blocks(name):
     if recipe.get("distill") is not None:
         assert set(recipe["distill"]) <= {"alpha", "temperature", "flip", "teachers"}
         assert 0.0 <= recipe["distill"].get("alpha", 0.5) <= 1.0
+    if recipe.get("web") is not None:
+        Web.from_recipe(recipe["web"])
     if recipe.get("second_labels") is not None:
         block = recipe["second_labels"]
         assert set(block) <= {"dataset", "classes", "weight", "max_distance"}
