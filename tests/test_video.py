@@ -216,8 +216,8 @@ def test_video_file_writer_errors(tmp_path):
         VideoFileWriter(tmp_path / "out.gif")
     with pytest.raises(VideoError, match="no frames"):
         write_video([], tmp_path / "out.mp4")
-    with pytest.raises(VideoError, match="could not open"), VideoFileWriter(tmp_path / "no" / "dir.mp4", fps=5) as w:
-        w.write(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(OutputError, match="create it first"):  # checked before any frame
+        VideoFileWriter(tmp_path / "no" / "dir.mp4", fps=5)
 
 
 def test_video_file_writer_single_frame_and_fixed_rate(tmp_path):
@@ -261,7 +261,7 @@ def test_write_table_empty_and_bad_suffix(tmp_path):
     assert json.loads((tmp_path / "none.json").read_text()) == []
     with pytest.raises(ParameterError, match=".csv"):  # also a ValueError, as before
         write_table(sample_results(), tmp_path / "faces.xlsx")
-    with pytest.raises(OutputError, match="check that its folder exists"):
+    with pytest.raises(OutputError, match="create it first"):
         write_table(sample_results(), tmp_path / "no such folder" / "faces.csv")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import sys
 from collections.abc import Iterator
@@ -24,22 +25,21 @@ from . import cam, hub, options
 from ._version import __version__
 from .config import CONFIG_NAME, MODEL_NAME
 from .draw import draw
-from .errors import EmoferError, ImageReadError
-from .fetch import fetch_url
+from .errors import EmoferError, ImageReadError, ParameterError
+from .fetch import fetch_url, is_url
 from .gui import opencv_gui
 from .io import load_image
-from .outputs import check_output_file, check_output_folder
+from .outputs import WRITABLE_SUFFIXES, Inputs, check_new_folder, check_output_file, check_output_folder, copy_names, \
+    write_image
 from .progress import Progress
 from .sources import IMAGE_SUFFIXES, image_sources
 from .table import RowWriter, format_for
-from .video import FrameResult, analyze_video_frames, write_table, write_video
+from .video import FrameResult, analyze_video_frames, video_format, write_table, write_video
 
 __all__ = ["main", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger("emofer")
 
-#: Suffixes OpenCV can write; annotated copies of other images are saved as PNG.
-WRITABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 EXIT_OK, EXIT_UNREADABLE, EXIT_ERROR = 0, 1, 2
 
 
@@ -70,15 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     model = options.model_options()
     bars = argparse.ArgumentParser(add_help=False)
     bars.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
+    bars.add_argument("--overwrite", action="store_true",
+                      help="replace output files that already exist (inputs are never written)")
 
     predict = commands.add_parser("predict", parents=[model, bars], help="emotions of the faces in images and folders")
     predict.add_argument("paths", nargs="+", metavar="PATH",
-                         help="image files, folders (searched recursively) or http(s) URLs of images")
+                         help="image files, folders (searched recursively), http(s) URLs of images, or - (an image "
+                              "on standard input)")
     form = predict.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON object per face (JSON lines)")
     form.add_argument("--csv", action="store_true", help="one CSV row per face, with a header")
-    predict.add_argument("--out", type=Path, default=None,
-                         help="folder for annotated copies of the images (with --ray: the Parquet folder to write)")
+    predict.add_argument("--out", default=None,
+                         help="folder for annotated copies of the images; for one image, a name with an image suffix "
+                              "(.png, .jpg) is the file to write (with --ray: the Parquet folder to write)")
     predict.add_argument("--ray", action="store_true", help='run on Ray Data, one row per face to --out (needs emofer[ray])')
     predict.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
     predict.add_argument("--workers", type=int, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)")
@@ -113,26 +117,35 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- predict ---------------------------------------------------------------------------------
 
+#: The input that means "an image on standard input", and the name of its annotated copy.
+STDIN = "-"
+STDIN_NAME = "stdin.png"
+#: An image to read: (the argument it came from, None for a URL or stdin; its path or URL).
+Item = tuple[str | None, str | Path]
+
 
 def _predict(args: argparse.Namespace) -> int:
     if args.ray:
         return _predict_ray(args)
-    inputs = list(image_sources(args.paths))
-    if not inputs:
+    if args.paths.count(STDIN) > 1:
+        raise ParameterError("- (standard input) can be read only once; give it once")
+    items: list[Item] = [
+        (None if isinstance(path, str) else text, path)
+        for text in args.paths for path, _ in ([(STDIN, None)] if text == STDIN else image_sources([text]))]
+    plan = _plan_copies(args, items)
+    if not plan:
         raise EmoferError(f"no images found in {', '.join(args.paths)} (folders are searched recursively "
                           f"for {' '.join(sorted(IMAGE_SUFFIXES))}); pass image files or folders holding some")
-    if args.out is not None:
-        check_output_folder(args.out)
     recognizer = options.load_recognizer(args)
     fmt = "jsonl" if args.json else "csv" if args.csv else None
     table = RowWriter(sys.stdout, fmt, ("file",), recognizer.labels) if fmt else None
     # a bar only for a person watching stderr, and not when stdout already prints a line per image there
-    show_progress = len(inputs) > 1 and sys.stderr.isatty() and not sys.stdout.isatty()
-    bar = Progress(len(inputs), label="images") if show_progress else None
-    unreadable = 0
-    for path, name in inputs:
+    show_progress = len(plan) > 1 and sys.stderr.isatty() and not sys.stdout.isatty()
+    bar = Progress(len(plan), label="images") if show_progress else None
+    unreadable, written = 0, set()
+    for path, target in plan:
         try:
-            image = load_image(fetch_url(path) if isinstance(path, str) else path)
+            image = load_image(_read_input(path))
         except ImageReadError as exc:
             print(f"emofer: {exc}", file=sys.stderr)
             unreadable += 1
@@ -147,15 +160,75 @@ def _predict(args: argparse.Namespace) -> int:
         else:
             found = ", ".join(f"{'unsure: ' * f.abstained}{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces)
             print(f"{path}: {found or 'no face found'}")
-        if args.out is not None:
-            _save(draw(image, faces, bars=args.bars), args.out / name)
+        if target is not None and target not in written:  # the same image given twice is written once
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_image(draw(image, faces, bars=args.bars), target, overwrite=args.overwrite)
+            written.add(target)
     if table is not None:
         table.close()
     if bar is not None:
         bar.close()
     if unreadable:
-        print(f"emofer: {unreadable} of {len(inputs)} inputs could not be read", file=sys.stderr)
+        print(f"emofer: {unreadable} of {len(plan)} inputs could not be read", file=sys.stderr)
     return EXIT_UNREADABLE if unreadable else EXIT_OK
+
+
+def _plan_copies(args: argparse.Namespace, items: list[Item]) -> list[tuple[str | Path, Path | None]]:
+    """(image to read, where its annotated copy goes) for each image; every output checked by the
+    output policy before any work. ``--out`` is a file for one image given with an image suffix, else a folder
+    (which is skipped while the inputs are searched)."""
+    if args.out is None:
+        return [(path, None) for _, path in items]
+    out = Path(args.out)
+    folders = [Path(text) for text in args.paths if text != STDIN and not is_url(text) and Path(text).is_dir()]
+    if _out_is_a_file(args.out, args.paths):
+        inputs = Inputs([Path(path) for argument, path in items if argument is not None], folders)
+        return [(path, check_output_file(out, inputs, overwrite=args.overwrite)) for _, path in items]
+    if _image_name(args.out):
+        raise ParameterError(f"--out {args.out} names an image file, but the inputs are {_described(args.paths)}; "
+                             f"give a folder for their annotated copies (e.g. --out annotated/)")
+    skipped = Inputs(skipped=[out])  # the output folder is not searched
+    items = [(argument, path) for argument, path in items
+             if argument is None or not Path(argument).is_dir() or not skipped.is_skipped(path)]
+    inputs = Inputs([Path(path) for argument, path in items if argument is not None], folders, skipped=[out])
+    check_output_folder(out, inputs, create=False)
+    names = copy_names([(argument, STDIN_NAME if path == STDIN else path) for argument, path in items])
+    targets = [check_output_file(out / name, inputs, overwrite=args.overwrite, make_parents=True, probe=False)
+               for name in names]
+    if items:
+        check_output_folder(out, inputs)
+    return [(path, target) for (_, path), target in zip(items, targets)]
+
+
+def _out_is_a_file(out: str, paths: list[str]) -> bool:
+    """``--out`` names one image file: one input that is not a folder, and a name with an image suffix."""
+    single = len(paths) == 1 and (paths[0] == STDIN or is_url(paths[0]) or not Path(paths[0]).is_dir())
+    named = _image_name(out)
+    if single and named and Path(out).suffix.lower() not in WRITABLE_SUFFIXES:
+        raise ParameterError(f"cannot write an annotated {Path(out).suffix} image; name --out "
+                             f"with one of {' '.join(sorted(WRITABLE_SUFFIXES))}")
+    return single and named
+
+
+def _image_name(out: str) -> bool:
+    """``--out`` looks like an image file: an image suffix, no trailing slash, not an existing folder."""
+    return Path(out).suffix.lower() in IMAGE_SUFFIXES and not out.endswith(("/", os.sep)) and not Path(out).is_dir()
+
+
+def _described(paths: list[str]) -> str:
+    if len(paths) == 1:
+        return f"the folder {paths[0]}"
+    return f"{len(paths)} paths"
+
+
+def _read_input(path: str | Path) -> bytes | Path:
+    """What load_image reads for an input: the file, a URL's bytes, or standard input's bytes."""
+    if path == STDIN:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise ImageReadError("standard input is empty; pipe an image into it (emofer predict - < photo.jpg)")
+        return data
+    return fetch_url(path) if isinstance(path, str) else path
 
 
 def _predict_ray(args: argparse.Namespace) -> int:
@@ -166,6 +239,10 @@ def _predict_ray(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("emofer: error: --workers must be 1 or more", file=sys.stderr)
         return EXIT_ERROR
+    if STDIN in args.paths:
+        raise ParameterError("predict --ray reads files, folders and URIs, not standard input (-)")
+    local = [Path(text) for text in args.paths if "://" not in text]
+    check_new_folder(args.out, Inputs([p for p in local if not p.is_dir()], [p for p in local if p.is_dir()]))
     from .ray import predict_to_parquet
 
     report = predict_to_parquet(args.paths, args.out, address=args.ray_address, model=args.model,
@@ -173,17 +250,6 @@ def _predict_ray(args: argparse.Namespace) -> int:
                                 min_confidence=args.min_confidence, workers=args.workers)
     print(f"emofer: {report.summary()}", file=sys.stderr)
     return EXIT_UNREADABLE if report.failed else EXIT_OK
-
-
-def _save(image: np.ndarray, path: Path) -> None:
-    """Write an image with OpenCV's encoder (works for any path, unlike cv2.imwrite on Windows)."""
-    if path.suffix.lower() not in WRITABLE_SUFFIXES:
-        path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise EmoferError(f"could not encode {path}")
-    path.write_bytes(encoded.tobytes())
 
 
 # -- video -----------------------------------------------------------------------------------
@@ -196,11 +262,13 @@ def _video(args: argparse.Namespace) -> int:
     if args.every < 1:
         print("emofer: error: --every must be 1 or more", file=sys.stderr)
         return EXIT_ERROR
+    inputs = Inputs([args.source] if Path(args.source).exists() else [])
     if args.table is not None:
         format_for(args.table)
-        check_output_file(args.table)
+        check_output_file(args.table, inputs, overwrite=args.overwrite)
     if args.out is not None:
-        check_output_file(args.out)
+        video_format(args.out)
+        check_output_file(args.out, inputs, overwrite=args.overwrite)
     recognizer = options.load_recognizer(args)
     pairs = analyze_video_frames(recognizer, args.source, every_n_frames=args.every, smooth=not args.no_smooth,
                                  max_frames=args.max_frames, progress=sys.stderr.isatty())
@@ -211,15 +279,20 @@ def _video(args: argparse.Namespace) -> int:
             results.append(result)
             yield image, result
 
+    def table() -> None:
+        if args.table is not None and results:
+            write_table(results, args.table, labels=recognizer.labels, overwrite=args.overwrite, inputs=inputs)
+
     try:
         if args.out is not None:
-            write_video(keep(pairs), args.out, bars=args.bars)
+            write_video(keep(pairs), args.out, bars=args.bars, overwrite=args.overwrite, inputs=inputs)
         else:
             for _ in keep(pairs):
                 pass
-    finally:  # a source that fails midway still leaves the table of every frame before it
-        if args.table is not None and results:
-            write_table(results, args.table, labels=recognizer.labels)
+    except Exception:  # a source that fails midway still leaves the table of every frame before it
+        table()
+        raise
+    table()
     faces = sum(len(result.faces) for result in results)
     written = " and ".join(str(p) for p in (args.out, args.table) if p is not None)
     print(f"emofer: {len(results)} frames, {faces} faces; wrote {written}", file=sys.stderr)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import EmoferError, ImageReadError
 from .io import load_image
+from .outputs import check_new_folder, new_folder
 from .results import Face
 from .sources import IMAGE_SUFFIXES, image_sources
 from .table import EMPTY_FACE
@@ -344,14 +345,17 @@ def _tally(batches: Iterable[pyarrow.Table | pyarrow.RecordBatch], out: str | No
 def write_faces(dataset: ray.data.Dataset, out: str | os.PathLike) -> RunReport:
     """Run the job into a Parquet folder ``out`` (local path or URI) and report on what it wrote.
 
-    A local ``out`` that already exists is refused (the rows would mix with older ones).
+    A local ``out`` that already exists is refused (the rows would mix with older ones); it is
+    written as a temporary folder beside it and renamed when complete (:mod:`emofer.outputs`).
     """
     import pyarrow.dataset
 
     out = os.fspath(out)
-    if "://" not in out and Path(out).exists():
-        raise EmoferError(f"{out} already exists; remove it or choose another --out (a new Parquet folder)")
-    dataset.write_parquet(out)
+    if "://" in out:
+        dataset.write_parquet(out)
+    else:
+        with new_folder(check_new_folder(out)) as temporary:
+            dataset.write_parquet(str(temporary))
     written = pyarrow.dataset.dataset(out, format="parquet")  # read back here: no Ray job to count
     report = _tally(written.to_batches(columns=list(TALLY_COLUMNS)), out)
     if report.failed:
