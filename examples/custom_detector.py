@@ -22,17 +22,26 @@ import cv2
 import numpy as np
 
 from emofer import EmotionRecognizer
+from emofer.detect.yunet import bundled_weights
 from _helpers import EXAMPLE_PHOTO, FACES_BOXES, skip
 
-#: Stands in for "another detector": OpenCV's alt2 cascade, with its own settings.
-CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml" if hasattr(cv2, "data") else None
+#: Stands in for "another detector": OpenCV's own FaceDetectorYN on the YuNet weights bundled with emofer,
+#: called directly with settings of its own (works on every OpenCV, 4.x and 5.x).
+WEIGHTS = str(bundled_weights())
+SCORE_THRESHOLD = 0.5
 
 
-def alt2_faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Any function of a uint8 BGR image that returns face boxes can be a detector."""
-    gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-    boxes = alt2_faces.cascade.detectMultiScale(gray, scaleFactor=1.05, minNeighbors=4, minSize=(24, 24))
-    return [tuple(int(v) for v in box) for box in boxes]
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV 5 warns about its graph engine
+
+
+def yunet_faces(image: np.ndarray) -> list[tuple[int, int, int, int, float]]:
+    """Any function of a uint8 BGR image that returns face boxes (here with a score) can be a detector."""
+    height, width = image.shape[:2]
+    detector = cv2.FaceDetectorYN.create(WEIGHTS, "", (width, height), score_threshold=SCORE_THRESHOLD)
+    _, faces = detector.detect(image)
+    if faces is None:
+        return []
+    return [(int(x), int(y), int(w), int(h), float(row[-1])) for row in faces for x, y, w, h in [row[:4]]]
 
 
 def hand_drawn_boxes(image: Path) -> list[tuple[int, int, int, int]]:
@@ -56,14 +65,10 @@ def main() -> None:
         image = photos[0] if photos else EXAMPLE_PHOTO
     if not image.is_file():
         skip(f"{image} does not exist")
-    if CASCADE is None or not hasattr(cv2, "CascadeClassifier"):
-        skip("this OpenCV build has no Haar cascades (opencv-python 5); the example's stand-in detector needs them")
-    alt2_faces.cascade = cv2.CascadeClassifier(CASCADE)
-
     # 1. A function as the detector: used by every predict() call of this recognizer.
-    recognizer = EmotionRecognizer.from_pretrained(detector=alt2_faces)
+    recognizer = EmotionRecognizer.from_pretrained(detector=yunet_faces)
     faces = recognizer.predict(image)
-    print(f"1. detector=alt2_faces on {image.name}: {len(faces)} face(s)")
+    print(f"1. detector=yunet_faces on {image.name}: {len(faces)} face(s)")
     for face in faces:
         print(f"   {face.box}: {face.emotion} {face.confidence:.0%}")
 

@@ -15,10 +15,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import ray
-
-from emofer.ray import faces_dataset, write_faces
 from _helpers import OUTPUT, sample_photos, skip
+
+try:
+    import ray
+
+    from emofer.ray import faces_dataset, write_faces
+except ImportError:
+    raise SystemExit('this example needs Ray: pip install "emofer[ray]"') from None
 
 QUICK_IMAGES = 3
 

@@ -80,4 +80,4 @@ def test_hub_model_offline_with_revision(tmp_path: Path) -> None:
 
 def test_custom_detector(tmp_path: Path) -> None:
     process = run_example("custom_detector", cwd=tmp_path)
-    assert "1. detector=alt2_faces" in process.stdout and "2. predict(image, boxes=...)" in process.stdout
+    assert "1. detector=yunet_faces" in process.stdout and "2. predict(image, boxes=...)" in process.stdout

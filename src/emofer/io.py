@@ -99,8 +99,8 @@ def check_pixels(width: int, height: int, where: str, max_pixels: int | None = N
     if width * height > limit:
         raise ImageReadError(
             f"{where} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,} "
-            f"(emofer.io.MAX_IMAGE_PIXELS; raise it with the {MAX_PIXELS_ENV} environment variable or "
-            "max_pixels=, or shrink the image)"
+            f"(emofer.io.MAX_IMAGE_PIXELS; raise it with the {MAX_PIXELS_ENV} environment variable, in Python "
+            "with emofer.io.load_image(path, max_pixels=N) and pass the array on, or shrink the image)"
         )
 
 

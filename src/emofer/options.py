@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VERBOSE_HELP", "verbose_options", "model_options", "configure_logging", "load_recognizer", "probability", "pixels",
+    "count",
 ]
 
 VERBOSE_HELP = "log what is loaded from where"
@@ -40,6 +41,11 @@ def model_options() -> argparse.ArgumentParser:
     detector, the smallest face and the confidence below which a face is marked unsure."""
     parser = argparse.ArgumentParser(add_help=False, parents=[verbose_options()])
     parser.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
+    parser.add_argument("--revision", default=None,
+                        help="with a Hub repo id: the tag, branch or commit to load (default: the bundled copy of a "
+                             "bundled name, else main)")
+    parser.add_argument("--threads", type=count, default=None, metavar="N",
+                        help="threads ONNX Runtime uses per image (default: its own choice)")
     parser.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
     parser.add_argument("--min-face", type=pixels, default=None, metavar="PX",
                         help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
@@ -59,7 +65,8 @@ def load_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     """The recognizer that the options of :func:`model_options` in ``args`` describe."""
     from .recognizer import EmotionRecognizer
 
-    return EmotionRecognizer.from_pretrained(args.model, detector=args.detector, min_face=args.min_face,
+    return EmotionRecognizer.from_pretrained(args.model, revision=args.revision, threads=args.threads,
+                                             detector=args.detector, min_face=args.min_face,
                                              min_confidence=args.min_confidence)
 
 
@@ -76,10 +83,19 @@ def probability(text: str) -> float:
 
 def pixels(text: str) -> int:
     """argparse type of --min-face: a positive whole number of pixels."""
+    return _positive(text, "a positive number of pixels")
+
+
+def count(text: str) -> int:
+    """argparse type of --threads: a positive whole number."""
+    return _positive(text, "a positive whole number")
+
+
+def _positive(text: str, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value

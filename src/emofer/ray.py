@@ -366,9 +366,23 @@ def write_faces(dataset: ray.data.Dataset, out: str | os.PathLike) -> RunReport:
 def connect(address: str | None = None) -> None:
     """Join the Ray cluster at ``address`` (None: ``RAY_ADDRESS``, else a local one); no-op if joined."""
     ray = _ray()
+    if not log.isEnabledFor(logging.INFO):  # Ray's own log lines only with -v: stderr keeps emofer's
+        _quiet_ray()
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False,
+                 logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR)
         log.info("Ray: %s CPUs in the cluster", ray.cluster_resources().get("CPU", 0))
+
+
+def _quiet_ray() -> None:
+    """Ray's Python log lines on stderr at ERROR and up (its progress lines, "Started a local Ray instance", the
+    token warning); the full logs stay in Ray's session folder."""
+    import ray.data  # noqa: F401 - configures the "ray.data" logger and its console handler
+
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
 
 
 def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, address: str | None = None,

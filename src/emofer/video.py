@@ -10,6 +10,7 @@ clearly (:class:`Smoother`), so labels do not flicker on every frame.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -111,7 +112,8 @@ class VideoReader:
         if self.is_camera:
             if int(source) < 0:  # OpenCV 4.14 segfaults on negative indices when no camera exists
                 raise VideoError(f"camera index {int(source)} is negative; cameras are numbered 0, 1, ...")
-            self._capture = cv2.VideoCapture(int(source))
+            with _opencv_log_quiet():
+                self._capture = cv2.VideoCapture(int(source))
             if not self._capture.isOpened():
                 raise VideoError(
                     f"camera {int(source)} could not be opened: it does not exist, is in use by "
@@ -123,7 +125,8 @@ class VideoReader:
             if "://" not in text and not Path(text).is_file():
                 what = "is a folder, not a video file" if Path(text).is_dir() else "does not exist"
                 raise VideoError(f"video file {text} {what}; check the path")
-            self._capture = cv2.VideoCapture(text)
+            with _opencv_log_quiet():
+                self._capture = cv2.VideoCapture(text)
             if not self._capture.isOpened():
                 raise VideoError(
                     f"{text} could not be opened as a video (damaged, or a codec this OpenCV build "
@@ -189,6 +192,22 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _opencv_log_quiet() -> Iterator[None]:
+    """OpenCV's own log off while a capture opens (a missing camera prints a dozen WARN and ERROR
+    lines before emofer's one-line message), unless emofer logs at INFO (``-v``)."""
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None or log.isEnabledFor(logging.INFO):
+        yield
+        return
+    level = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(level)
 
 
 class FrameIterator:
