@@ -110,3 +110,80 @@ def test_drawn_photo_stays_a_valid_image(photo, tmp_path):
     out = draw(photo, [face((100, 80, 60, 60), "surprise", 3)], bars=True)
     assert cv2.imwrite(str(tmp_path / "annotated.png"), out)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "annotated.png")), out)
+
+
+# -- layout: panels never cover a face, a tag or another panel (issue #27) ---------------------------
+
+#: expw-dev photos where YuNet finds 8 or more faces (20 to 76).
+CROWDS = ("fighting_people_96.jpg", "angry_european_638.jpg", "hostile_people_806.jpg", "awe_student_528.jpg")
+
+
+def _boxes_csv_photos():
+    import csv
+
+    from .conftest import FACES_BOXES, need
+
+    table = need(FACES_BOXES / "boxes.csv", "faces-boxes photos")
+    boxes: dict[str, list] = {}
+    with open(table, newline="", encoding="utf-8") as stream:
+        for row in csv.DictReader(stream):
+            boxes.setdefault(row["path"], []).append(tuple(int(row[k]) for k in "xywh"))
+    return [(cv2.imread(str(FACES_BOXES / path)), found) for path, found in sorted(boxes.items())]
+
+
+def _crowd_photos():
+    import zipfile
+
+    from emofer.detect import YuNetDetector
+
+    from .conftest import DATA, need
+
+    photos = []
+    with zipfile.ZipFile(need(DATA / "expw-dev.zip", "expw-dev archive")) as archive:
+        for name in CROWDS:
+            image = cv2.imdecode(np.frombuffer(archive.read(f"expw-dev/images/{name}"), np.uint8), cv2.IMREAD_COLOR)
+            photos.append((image, [d.box for d in YuNetDetector().detect(image)]))
+    return photos
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+@pytest.mark.parametrize("photos", [_boxes_csv_photos, _crowd_photos], ids=["faces-boxes", "expw-dev-crowds"])
+def test_bar_panels_cover_no_face_no_tag_and_no_other_panel(photos):
+    from emofer.draw import layout
+
+    placed = 0
+    for image, boxes in photos():
+        faces = [face(box, LABELS[i % len(LABELS)]) for i, box in enumerate(boxes)]
+        places = layout(image.shape, faces, bars=True)
+        height, width = image.shape[:2]
+        for i, place in enumerate(places):
+            if place.panel is None:
+                continue
+            placed += 1
+            x, y, w, h = place.panel
+            assert x >= 0 and y >= 0 and x + w <= width and y + h <= height
+            for j, other in enumerate(places):
+                assert not _overlaps(place.panel, other.box) and not _overlaps(place.panel, other.tag)
+                assert j == i or other.panel is None or not _overlaps(place.panel, other.panel)
+        assert draw(image, faces, bars=True).shape == image.shape
+    assert placed > 0  # there was room for some
+
+
+def test_a_box_at_the_top_left_corner_keeps_its_tag_visible():
+    from emofer.draw import layout
+
+    blank = np.zeros((300, 400, 3), np.uint8)
+    (place,) = layout(blank.shape, [face((0, 0, 80, 80))], bars=True)
+    assert place.tag[:2] == (0, 0) and place.panel is not None and not _overlaps(place.panel, place.tag)
+
+
+def test_tags_of_adjacent_video_faces_do_not_clip_each_other():
+    from emofer.draw import layout
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    faces = [face((60, 60, 50, 50), track_id=1), face((115, 62, 50, 50), "sad", track_id=2)]
+    first, second = layout(frame.shape, faces)
+    assert not _overlaps(first.tag, second.tag)
