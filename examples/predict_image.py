@@ -14,10 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-
 import emofer
-from emofer import EmotionRecognizer
+from emofer import EmotionRecognizer, OutputError
+from emofer.outputs import Inputs, write_image
 from _helpers import EXAMPLE_PHOTO, OUTPUT, skip
 
 
@@ -37,8 +36,11 @@ def main() -> None:
 
     out = args.out or OUTPUT / f"{args.image.stem}_annotated.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), annotated):
-        raise SystemExit(f"could not write {out}")
+    # emofer's output policy: never over the input, a whole file or none (replaces an earlier copy)
+    try:
+        write_image(annotated, out, overwrite=True, inputs=Inputs([args.image]))
+    except OutputError as exc:
+        raise SystemExit(f"not written: {exc}") from None
 
     print(json.dumps([face.to_dict() for face in faces], indent=2))
     summary = ", ".join(f"{face.emotion} {face.confidence:.0%} at {face.box}" for face in faces) or "no face found"

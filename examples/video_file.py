@@ -48,12 +48,14 @@ def main() -> None:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     table = args.out_dir / "faces.csv"
-    rows = write_table(results, table, labels=recognizer.labels)     # .csv, .json or .jsonl
+    # .csv, .json or .jsonl; an existing file is replaced only with overwrite=True, the input never
+    rows = write_table(results, table, labels=recognizer.labels, overwrite=True, inputs=[video])
 
     # The annotated copy: the same frames again, each drawn with its result.
     frames = iter_frames(video, every_n_frames=args.every)
     annotated = args.out_dir / "annotated.mp4"
-    written = write_video(((frame.image, result) for frame, result in zip(frames, results)), annotated)
+    written = write_video(((frame.image, result) for frame, result in zip(frames, results)), annotated,
+                          overwrite=True, inputs=[video])
 
     tracks = {face.track_id for result in results for face in result.faces}
     print(f"{len(results)} frames, {len(tracks)} face track(s) with {recognizer.config.name}; "

@@ -67,7 +67,8 @@ def main() -> None:
     recognizer = EmotionRecognizer.from_pretrained()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tracker, smoother = IoUTracker(), Smoother()
-    writer = None if window else VideoFileWriter(args.out, fps=capture.get(cv2.CAP_PROP_FPS) or VIDEO_FPS)
+    writer = None if window else VideoFileWriter(args.out, fps=capture.get(cv2.CAP_PROP_FPS) or VIDEO_FPS,
+                                                 overwrite=True)   # written as a temporary file, renamed at the end
     frames, started = 0, time.perf_counter()
     try:
         while args.max_frames is None or frames < args.max_frames:

@@ -52,7 +52,8 @@ def test_the_huge_image_hint_names_what_works(monkeypatch):
 
 
 def test_emofer_cam_without_a_camera_says_one_thing(tmp_path):
-    for argv in (["cam", "--no-window", "--out", str(tmp_path / "o.mp4"), "5"], ["cam", "--source", "5", "--no-window"]):
+    for argv in (["cam", "--no-window", "--out", str(tmp_path / "o.mp4"), "5"],
+                 ["cam", "--source", "5", "--no-window"]):
         done = run_process(*argv)
         assert done.returncode == 2
         lines = done.stderr.splitlines()

@@ -134,9 +134,10 @@ def layout(shape: tuple[int, ...], faces: Sequence[Face], *, bars: bool = False)
     """Where :func:`draw` puts each face's tag and bar panel in an image of ``shape``.
 
     A tag goes above its box, else below it, else inside its top edge, else beside it: the first
-    place that covers no other face and no earlier tag (in a crowd, the one that covers least). A panel goes right of, left of, below or above its box
-    at full size, then smaller: the first place inside the image that covers no face box, no tag
-    and no other panel; with no such place the face has no panel.
+    place that covers no other face and no earlier tag (in a crowd, the one that covers least).
+    A panel goes right of, left of, below or above its box at full size, then smaller: the first
+    place inside the image that covers no face box, no tag and no other panel; with no such place
+    the face has no panel.
     """
     height, width = shape[:2]
     style = _Style.for_size(height, width)
