@@ -172,6 +172,10 @@ def _export_line(config: ModelConfig) -> str:
     """
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
+    if trained.get("onnx_ensemble"):
+        members = trained["onnx_ensemble"]
+        return ("python -m training.ensemble " + " ".join(m["model"] for m in members)
+                + "".join(f" --weight {m['weight']}" for m in members) + f" --name {config.name} --out src/emofer/models/{short}")
     graph_flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
     if adjusted:
         source = adjusted["from"].rsplit("/", 1)[-1]
