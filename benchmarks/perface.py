@@ -1,16 +1,21 @@
 """Classify one face, batch 1, one onnxruntime thread: the per-face budget of a model.
 
-    python -m benchmarks.perface MODEL [MODEL ...]
+    python -m benchmarks.perface MODEL [MODEL ...] [--out docs/perface.json]
 
 Median of 7 runs of 200 calls of ``EmotionRecognizer.classify`` on one 48x48 face, after 50
 warm-up calls, each model in turn in one process (so compare models within one run). The full
 benchmark (``python -m benchmarks.run``) measures the same thing beside fer's classifier.
+``--out`` writes the figures as JSON (docs/models.md's first table reads docs/perface.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,10 +42,22 @@ def per_face_ms(model: str) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", metavar="MODEL")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
+    results = []
     for model in args.models:
         median, fastest, slowest = per_face_ms(model)
         print(f"{model}: {median:.3f} ms per face (runs {fastest:.3f}-{slowest:.3f})", flush=True)
+        name = EmotionRecognizer.from_pretrained(model, detector="none").config.name
+        results.append({"model": name, "ms_per_face": round(median, 3), "fastest": round(fastest, 3),
+                        "slowest": round(slowest, 3)})
+    if args.out:
+        report = {"command": "python -m benchmarks.perface " + " ".join(args.models) + f" --out {args.out}",
+                  "machine": f"{platform.machine()} {os.cpu_count()} cpus", "load_average": round(os.getloadavg()[0], 2),
+                  "results": results}
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, args.out)
     return 0
 
 

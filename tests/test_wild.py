@@ -34,12 +34,15 @@ def test_read_faces_groups_labelled_boxes_by_photo():
     assert {f.label for faces in photos.values() for f in faces} == set(wild.EMOTIONS)
 
 
-def test_perface_times_a_bundled_model(capsys):
+def test_perface_times_a_bundled_model(capsys, tmp_path):
     from benchmarks import perface
 
     median, fastest, slowest = perface.per_face_ms("emofer/fer5-int8")
     assert 0.0 < fastest <= median <= slowest
-    assert perface.main(["emofer/fer5-int8"]) == 0 and "ms per face" in capsys.readouterr().out
+    out = tmp_path / "perface.json"
+    assert perface.main(["emofer/fer5-int8", "--out", str(out)]) == 0 and "ms per face" in capsys.readouterr().out
+    row = json.loads(out.read_text())["results"][0]
+    assert row["model"] == "emofer/fer5-int8" and 0.0 < row["fastest"] <= row["ms_per_face"] <= row["slowest"]
 
 
 @pytest.mark.data
