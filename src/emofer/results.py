@@ -7,7 +7,7 @@ from typing import Any
 
 from .boxes import Box
 
-__all__ = ["Face"]
+__all__ = ["Face", "FrameResult"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,21 @@ class Face:
             "probabilities": {str(k): float(v) for k, v in self.probabilities.items()},
             "track_id": None if self.track_id is None else int(self.track_id),
         }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The faces of one processed frame."""
+
+    frame_index: int
+    timestamp_ms: float
+    faces: tuple[Face, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types only, ready for ``json.dumps``."""
+        return {
+            "frame_index": int(self.frame_index),
+            "timestamp_ms": float(self.timestamp_ms),
+            "faces": [face.to_dict() for face in self.faces],
+        }
+

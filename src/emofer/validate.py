@@ -1,11 +1,15 @@
-"""The one place that checks what callers hand in: image arrays, face crops and face boxes.
+"""The one place that checks what callers hand in: parameters, image arrays, face crops and face boxes.
 
 Public entry points check their inputs here: :meth:`EmotionRecognizer.predict` /
 ``classify`` / ``predict_batch`` (through :func:`emofer.io.load_image`), the detectors'
 ``detect``, :func:`emofer.draw` and the :mod:`emofer.preprocess` functions training calls.
 The steps behind them (detect -> crop -> tensor -> model) trust what they are handed.
 
-Image arrays follow :func:`as_uint8`'s rules; a box is ``(x, y, w, h)`` in image pixels.
+Numbers and options go through :func:`check_scalar` (scikit-learn's style: name, type, bounds),
+which raises :class:`~emofer.errors.ParameterError` naming the parameter; the command line's
+``type=`` functions (:mod:`emofer.options`) are built on it, so a bad ``--every`` and a bad
+``every_n_frames=`` say the same thing. Image arrays follow :func:`as_uint8`'s rules; a box is
+``(x, y, w, h)`` in image pixels.
 """
 
 from __future__ import annotations
@@ -18,14 +22,88 @@ import cv2
 import numpy as np
 
 from .boxes import Box, clip_boxes
-from .errors import DetectorError, EmoferError, ImageReadError
+from .errors import DetectorError, EmoferError, ImageReadError, ParameterError
 
 __all__ = [
-    "COLOR_ORDERS", "check_color", "as_uint8", "as_crops", "to_bgr", "check_uint8", "check_bgr",
-    "parse_box", "image_boxes", "box_numbers",
+    "check_scalar",
+    "check_choice",
+    "COLOR_ORDERS",
+    "check_color",
+    "as_uint8",
+    "as_crops",
+    "to_bgr",
+    "check_uint8",
+    "check_bgr",
+    "parse_box",
+    "image_boxes",
+    "box_numbers",
 ]
 
 COLOR_ORDERS = ("bgr", "rgb")
+
+_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "True or False", str: "a string"}
+
+
+def check_scalar(
+    value: Any,
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    min_val: float | None = None,
+    max_val: float | None = None,
+    include_boundaries: str = "both",
+    allow_none: bool = False,
+    hint: str = "",
+) -> Any:
+    """``value`` if it is of ``kind`` and within the bounds, else ParameterError naming ``name``.
+
+    As scikit-learn's ``check_scalar``: ``kind`` is a type or tuple of types (``float`` also takes
+    ints; ``bool`` is never a number), ``min_val`` / ``max_val`` are the bounds and
+    ``include_boundaries`` ("both", "left", "right", "neither") says which of them are allowed.
+    ``allow_none`` lets None through (an option's "default"); ``hint`` ends the message.
+    """
+    if value is None and allow_none:
+        return value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    numeric = float in kinds and isinstance(value, (int, np.integer, np.floating))
+    if isinstance(value, bool) and bool not in kinds or not (isinstance(value, kinds) or numeric):
+        words = " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+        raise ParameterError(_message(name, f"must be {words}", value, hint))
+    if min_val is None and max_val is None:
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(_message(name, f"must be a finite number{_range(min_val, max_val, include_boundaries)}",
+                                      value, hint))
+    low_ok = min_val is None or value > min_val or (value == min_val and include_boundaries in ("both", "left"))
+    high_ok = max_val is None or value < max_val or (value == max_val and include_boundaries in ("both", "right"))
+    if not (low_ok and high_ok):
+        raise ParameterError(_message(name, "must be" + _range(min_val, max_val, include_boundaries), value, hint))
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str], hint: str = "") -> str:
+    """``value`` if it is one of ``choices`` (strings), else ParameterError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(_message(name, f"must be one of {', '.join(choices)}", value, hint))
+    return value
+
+
+def _range(low: float | None, high: float | None, include: str) -> str:
+    """" 1 or more", " from 0 to 1", " over 0", ...: the bounds in words."""
+    low_in, high_in = include in ("both", "left"), include in ("both", "right")
+    if low is not None and high is not None:
+        if low_in and high_in:
+            return f" from {low} to {high}"
+        return f" {'from' if low_in else 'over'} {low} and {'up to' if high_in else 'under'} {high}"
+    if low is not None:
+        return f" {low} or more" if low_in else f" over {low}"
+    return f" {high} or less" if high_in else f" under {high}"
+
+
+def _message(name: str, rule: str, value: Any, hint: str) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{name} {rule}, got {text}" + (f"; {hint}" if hint else "")
 
 
 def check_color(color: str) -> str:
@@ -48,11 +126,11 @@ def as_uint8(array: np.ndarray, color: str = "bgr") -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ImageReadError(
-            f"image array has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
-        )
+        raise ImageReadError(f"image array has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageReadError(f"image array is empty (shape {array.shape}); pass an image at least 1 pixel high and wide")
+        raise ImageReadError(
+            f"image array is empty (shape {array.shape}); pass an image at least 1 pixel high and wide"
+        )
     array = _to_uint8_values(array)
     if color == "rgb" and array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
@@ -180,9 +258,11 @@ def image_boxes(boxes: Iterable[Sequence[float]], width: int, height: int) -> li
 def _clip_box(box: Any, width: int, height: int) -> Box:
     clipped, keep = clip_boxes(parse_box(box), width, height)
     if not keep[0]:
-        raise EmoferError(f"box {tuple(box)} lies outside the {width}x{height} image; "
-                          "boxes are (x, y, w, h) in the image's pixels")
-    return tuple(int(v) for v in clipped[0])
+        raise EmoferError(
+            f"box {tuple(box)} lies outside the {width}x{height} image; boxes are (x, y, w, h) in the image's pixels"
+        )
+    x, y, w, h = (int(v) for v in clipped[0])
+    return x, y, w, h
 
 
 def box_numbers(box: Any) -> tuple[float, float, float, float]:
