@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FACES_BOXES, FER_ZIP, YUNET, need
+from .conftest import FACES_BOXES, FER_ZIP, YUNET, need, needs_haar
 
 
 @pytest.mark.data
+@needs_haar  # benchmarks.run measures emofer's Haar detector (as fer's own) in every mode
 def test_quick_benchmark_writes_the_expected_report(tmp_path, capsys):
     need(FER_ZIP, "FER2013 image archive")
     need(FACES_BOXES / "boxes.csv", "faces-boxes photos")

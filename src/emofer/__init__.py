@@ -1,8 +1,10 @@
 """emofer: facial emotion recognition over ONNX Runtime.
 
-    from emofer import EmotionRecognizer
-    rec = EmotionRecognizer.from_pretrained()   # bundled model, works offline
-    faces = rec.predict("photo.jpg")            # list[Face]
+```python
+from emofer import EmotionRecognizer
+rec = EmotionRecognizer.from_pretrained()   # bundled model, works offline
+faces = rec.predict("photo.jpg")            # list[Face]
+```
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
-from .errors import (  # noqa: E402
-    DetectorError, EmoferError, ImageReadError, ModelLoadError, OutputError, ParameterError, VideoError,
-)
-from .results import Face  # noqa: E402
-from .recognizer import EmotionRecognizer  # noqa: E402
 from .draw import draw  # noqa: E402  (binds the function over the submodule's name)
-
+from .errors import (  # noqa: E402
+    DetectorError,
+    EmoferError,
+    ImageReadError,
+    ModelLoadError,
+    OutputError,
+    ParameterError,
+    VideoError,
+)
+from .recognizer import EmotionRecognizer  # noqa: E402
+from .results import Face  # noqa: E402
 
 logging.getLogger("emofer").addHandler(logging.NullHandler())
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Box", "iou", "iou_matrix", "coverage_matrix", "match", "clip_boxes"]
 
 Box = tuple[int, int, int, int]
 
 
-def _intersections(a: Sequence[Sequence[float]] | np.ndarray,
-                   b: Sequence[Sequence[float]] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intersections(
+    a: Sequence[Sequence[float]] | np.ndarray, b: Sequence[Sequence[float]] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intersection areas (len(a), len(b)) and the areas of ``a`` (len(a), 1) and ``b`` (len(b),)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
@@ -68,18 +70,18 @@ def match(
     return pairs
 
 
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def clip_boxes(boxes: npt.ArrayLike, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Round float (N, 4) boxes to whole pixels inside a ``width`` x ``height`` image.
 
     Returns the int (M, 4) boxes that keep at least one pixel and the boolean (N,) mask of
     which input rows they came from.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    table = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are dropped below
-        x0 = np.clip(np.rint(boxes[:, 0]), 0, width)
-        y0 = np.clip(np.rint(boxes[:, 1]), 0, height)
-        x1 = np.clip(np.rint(boxes[:, 0] + boxes[:, 2]), 0, width)
-        y1 = np.clip(np.rint(boxes[:, 1] + boxes[:, 3]), 0, height)
-    keep = (x1 > x0) & (y1 > y0) & np.isfinite(boxes).all(axis=1)
+        x0 = np.clip(np.rint(table[:, 0]), 0, width)
+        y0 = np.clip(np.rint(table[:, 1]), 0, height)
+        x1 = np.clip(np.rint(table[:, 0] + table[:, 2]), 0, width)
+        y1 = np.clip(np.rint(table[:, 1] + table[:, 3]), 0, height)
+    keep = (x1 > x0) & (y1 > y0) & np.isfinite(table).all(axis=1)
     clipped = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)[keep].astype(np.int64)
     return clipped, keep

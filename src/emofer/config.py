@@ -83,12 +83,16 @@ class ModelConfig:
             if not isinstance(raw["labels"], (list, tuple)):
                 raise ModelLoadError(f"{source}: 'labels' must be a JSON list of names, got {_short(raw['labels'])}")
             if len(raw["labels"]) > MAX_LABELS:
-                raise ModelLoadError(f"{source}: 'labels' lists {len(raw['labels'])} names; at most {MAX_LABELS} "
-                                     "are allowed (is this an emofer model?)")
+                raise ModelLoadError(
+                    f"{source}: 'labels' lists {len(raw['labels'])} names; at most {MAX_LABELS} "
+                    "are allowed (is this an emofer model?)"
+                )
             bad = [label for label in raw["labels"] if not (isinstance(label, str) and _LABEL.match(label))]
             if bad:
-                raise ModelLoadError(f"{source}: label {_short(bad[0])} is not a plain name (1-64 letters, digits, "
-                                     "spaces or _-+'.(), no path separators); fix the labels list")
+                raise ModelLoadError(
+                    f"{source}: label {_short(bad[0])} is not a plain name (1-64 letters, digits, "
+                    "spaces or _-+'.(), no path separators); fix the labels list"
+                )
             labels = tuple(raw["labels"])
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ModelLoadError(f"{source}: 'labels' must list at least two distinct names")
@@ -98,8 +102,10 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValueError(f"input {key} must be a whole number, got {_short(value)}")
             if max(spec.height, spec.width) > MAX_INPUT_SIDE:
-                raise ModelLoadError(f"{source}: input size {spec.height}x{spec.width} is over the "
-                                     f"{MAX_INPUT_SIDE} px emofer allows; the config is damaged or not an emofer model")
+                raise ModelLoadError(
+                    f"{source}: input size {spec.height}x{spec.width} is over the "
+                    f"{MAX_INPUT_SIDE} px emofer allows; the config is damaged or not an emofer model"
+                )
             if spec.layout not in ("NHWC", "NCHW") or spec.channels not in (1, 3):
                 raise ModelLoadError(
                     f"{source}: input layout must be NHWC or NCHW with 1 or 3 channels, "
@@ -138,7 +144,8 @@ class ModelConfig:
             )
         except ModelLoadError:
             raise
-        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:  # AttributeError: a block is not an object
+        # AttributeError: a block is not an object
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ModelLoadError(
                 f"{source} is not a valid emofer model config ({type(exc).__name__}: {str(exc)[:200]}); "
                 "re-export the model with training/export.py or re-download it"
@@ -150,14 +157,15 @@ class ModelConfig:
         path = Path(path)
         try:
             if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
-                raise ModelLoadError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a "
-                                     "config.json may have; it is damaged or not an emofer config")
+                raise ModelLoadError(
+                    f"{path} is {path.stat().st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a "
+                    "config.json may have; it is damaged or not an emofer config"
+                )
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ModelLoadError(
-                f"{path} is missing: a model folder needs model.onnx and config.json"
-            ) from exc
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, ints of > 4300 digits
+            raise ModelLoadError(f"{path} is missing: a model folder needs model.onnx and config.json") from exc
+        # ValueError: bad JSON, ints of > 4300 digits
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ModelLoadError(f"{path} could not be read as JSON ({str(exc)[:200]}); re-download the model") from exc
         if not isinstance(raw, dict):
             raise ModelLoadError(f"{path} must hold a JSON object")
@@ -199,10 +207,14 @@ def _crop(raw: dict[str, Any]) -> CropPolicy:
         square=square,
         shift_y=_number(raw.get("shift_y", 0.0), "crop shift_y"),
     )
-    if not (CROP_MARGIN_RANGE[0] <= policy.margin <= CROP_MARGIN_RANGE[1]
-            and CROP_SHIFT_RANGE[0] <= policy.shift_y <= CROP_SHIFT_RANGE[1]):
-        raise ValueError(f"crop margin and shift_y must be finite, margin in {CROP_MARGIN_RANGE} and shift_y in {CROP_SHIFT_RANGE}, "
-                         f"got {_short(raw)}")
+    if not (
+        CROP_MARGIN_RANGE[0] <= policy.margin <= CROP_MARGIN_RANGE[1]
+        and CROP_SHIFT_RANGE[0] <= policy.shift_y <= CROP_SHIFT_RANGE[1]
+    ):
+        raise ValueError(
+            f"crop margin and shift_y must be finite, margin in {CROP_MARGIN_RANGE} and shift_y in {CROP_SHIFT_RANGE}, "
+            f"got {_short(raw)}"
+        )
     return policy
 
 
@@ -217,4 +229,3 @@ def _short(value: Any) -> str:
     """repr of a config value, cut to 80 characters for messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-

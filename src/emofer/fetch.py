@@ -35,8 +35,9 @@ def fetch_url(url: str, *, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MA
 
     if not is_url(url):
         raise ImageReadError(f"{url!r} is not an http:// or https:// URL")
-    too_big = (f"{url} is larger than {max_bytes:,} bytes; download it yourself and pass the file "
-               "if it really is an image")
+    too_big = (
+        f"{url} is larger than {max_bytes:,} bytes; download it yourself and pass the file if it really is an image"
+    )
     request = urllib.request.Request(url, headers={"User-Agent": f"emofer/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked)

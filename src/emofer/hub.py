@@ -87,11 +87,16 @@ def resolve_model(
             f"{name!r} is neither an existing folder / .onnx file nor a Hub repo id like "
             f"'{DEFAULT_MODEL}'; bundled models: {sorted(bundled_models())}"
         )
-    download = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
-    config = resolve_file(name, CONFIG_NAME, **download)
-    onnx = resolve_file(name, MODEL_NAME, **download)
+
+    def download(filename: str) -> Path:
+        return resolve_file(
+            name, filename, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+
+    config = download(CONFIG_NAME)
+    onnx = download(MODEL_NAME)
     try:  # the model card is documentation only: fetch it if we can, never fail on it
-        resolve_file(name, CARD_NAME, **download)
+        download(CARD_NAME)
     except ModelLoadError:
         pass
     return config, onnx
@@ -161,23 +166,25 @@ def resolve_file(
         if (path / filename).is_file():
             return path / filename
         raise ModelLoadError(f"{path / filename} does not exist")
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     from ._version import __version__
 
     repo = str(repo_or_path)
     where = f"{repo}/{filename}" + (f" at revision {revision}" if revision else "")
     try:
-        if not (local_files_only or _offline()) and cached_file(repo, filename, revision=revision,
-                                                               cache_dir=cache_dir) is None:
+        if (
+            not (local_files_only or _offline())
+            and cached_file(repo, filename, revision=revision, cache_dir=cache_dir) is None
+        ):
             _reach_hub(repo, filename, revision, token)
         found = Path(
             hf_hub_download(
                 repo,
                 filename,
                 revision=revision,
-                cache_dir=cache_dir,
+                cache_dir=_dir(cache_dir),
                 local_files_only=local_files_only,
                 token=token,
                 library_name="emofer",
@@ -231,8 +238,9 @@ def _reach_hub(repo: str, filename: str, revision: str | None, token: str | bool
     from huggingface_hub import errors as hf_errors
 
     try:
-        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision), token=token,
-                             timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        get_hf_file_metadata(
+            hf_hub_url(repo, filename, revision=revision), token=token, timeout=constants.HF_HUB_ETAG_TIMEOUT
+        )
     except hf_errors.HfHubHTTPError as exc:  # the Hub answered; 5xx and rate limits count as out of reach
         status = getattr(exc.response, "status_code", None)
         if status is None or status >= 500 or status in (408, 429):
@@ -261,11 +269,16 @@ def _not_bundled(name: str) -> str:
     )
 
 
+def _dir(folder: str | os.PathLike | None) -> Path | None:
+    """``cache_dir`` as huggingface_hub's functions take it (str or Path; None: its default)."""
+    return None if folder is None else Path(folder)
+
+
 def cached_file(
     repo: str, filename: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path | None:
     """The cached copy of a Hub file, or None; never touches the network."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir, revision=revision)
+    found = try_to_load_from_cache(repo, filename, cache_dir=_dir(cache_dir), revision=revision)
     return Path(found) if isinstance(found, str) else None

@@ -45,11 +45,13 @@ def overrun(data: bytes) -> str | None:
         return None
     pos = 8
     while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
         if pos + 12 + length > len(data):
-            return (f"truncated: its {kind.decode('latin-1')!r} chunk at byte {pos} declares {length:,} bytes, "
-                    f"{len(data) - pos - 12:,} are left")
+            return (
+                f"truncated: its {kind.decode('latin-1')!r} chunk at byte {pos} declares {length:,} bytes, "
+                f"{len(data) - pos - 12:,} are left"
+            )
         if kind == b"IEND":
             return None
         pos += 12 + length
@@ -79,9 +81,9 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
             continue
         if marker == 0xDA:  # start of scan before any frame header
             return None
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return (width, height) if height else None  # height 0: set later by a DNL marker
         if length < 2:
             return None
@@ -129,13 +131,14 @@ def _tiff(data: bytes) -> tuple[int, int] | None:
     if order is None:
         return None
     (offset,) = struct.unpack(order + "I", data[4:8])
-    (count,) = struct.unpack(order + "H", data[offset:offset + 2])
+    (count,) = struct.unpack(order + "H", data[offset : offset + 2])
     found: dict[int, int] = {}
     for i in range(min(count, _TIFF_MAX_ENTRIES)):
-        entry = data[offset + 2 + 12 * i:offset + 14 + 12 * i]
+        entry = data[offset + 2 + 12 * i : offset + 14 + 12 * i]
         tag, kind = struct.unpack(order + "HH", entry[:4])
         if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
-            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+            value = entry[8:10] if kind == 3 else entry[8:12]
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value)[0]
         if len(found) == 2:
             return found[256], found[257]
     return None

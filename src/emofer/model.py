@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class OnnxClassifier:
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | os.PathLike,
         config: ModelConfig,
         *,
         providers: Sequence[str] | None = None,
@@ -102,8 +103,9 @@ class OnnxClassifier:
             ) from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
-            raise ModelLoadError(f"{self.model_path} must have one input and one output, "
-                                 f"has {len(inputs)} and {len(outputs)}")
+            raise ModelLoadError(
+                f"{self.model_path} must have one input and one output, has {len(inputs)} and {len(outputs)}"
+            )
         if inputs[0].type != "tensor(float)":
             raise ModelLoadError(
                 f"{self.model_path} takes {inputs[0].type} input, but emofer feeds float32 tensors; "
@@ -115,8 +117,11 @@ class OnnxClassifier:
 
     def _check_shapes(self, input_shape: list, output_shape: list) -> None:
         spec = self.config.input
-        expected = ((spec.height, spec.width, spec.channels) if spec.layout == "NHWC"
-                    else (spec.channels, spec.height, spec.width))
+        expected = (
+            (spec.height, spec.width, spec.channels)
+            if spec.layout == "NHWC"
+            else (spec.channels, spec.height, spec.width)
+        )
         actual = tuple(input_shape[1:])
         if len(input_shape) != 4 or any(isinstance(a, int) and a != e for a, e in zip(actual, expected)):
             raise ModelLoadError(
@@ -137,7 +142,7 @@ class OnnxClassifier:
         if len(tensor) == 0:
             return np.zeros((0, len(self.config.labels)), np.float32)
         parts = [
-            self.session.run([self.output_name], {self.input_name: tensor[i:i + batch_size]})[0]
+            self.session.run([self.output_name], {self.input_name: tensor[i : i + batch_size]})[0]
             for i in range(0, len(tensor), batch_size)
         ]
         probabilities = np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -176,8 +176,10 @@ def to_tensor(
     if check_input:
         faces = [check_uint8(face) for face in faces]
     height, width = size
-    batch = np.empty((len(faces), height, width), np.uint8) if channels == 1 else np.empty(
-        (len(faces), height, width, 3), np.uint8
+    batch = (
+        np.empty((len(faces), height, width), np.uint8)
+        if channels == 1
+        else np.empty((len(faces), height, width, 3), np.uint8)
     )
     for i, face in enumerate(faces):
         batch[i] = _resize(_gray(face) if channels == 1 else to_bgr(face), size)

@@ -51,8 +51,10 @@ class Progress:
         fraction = min(1.0, self.done / self.total)
         filled = round(BAR_WIDTH * fraction)
         eta = elapsed * (self.total - self.done) / self.done if self.done else 0.0
-        return (f"{self.label} {fraction:4.0%} |{'#' * filled}{'-' * (BAR_WIDTH - filled)}| "
-                f"{self.done}/{self.total} {_clock(elapsed)}<{_clock(max(0.0, eta))}").strip()
+        return (
+            f"{self.label} {fraction:4.0%} |{'#' * filled}{'-' * (BAR_WIDTH - filled)}| "
+            f"{self.done}/{self.total} {_clock(elapsed)}<{_clock(max(0.0, eta))}"
+        ).strip()
 
     def close(self) -> None:
         """Write the final line and a newline."""

@@ -70,9 +70,16 @@ class EmotionRecognizer:
     def __init__(self, classifier: OnnxClassifier, detector: Detector, *, spec: LoadSpec | None = None) -> None:
         self.classifier = classifier
         self.detector = detector
-        self._spec = spec if spec is not None else LoadSpec(
-            str(classifier.model_path), detector=detector, providers=classifier.providers,
-            threads=classifier.threads, allow_spinning=classifier.allow_spinning,
+        self._spec = (
+            spec
+            if spec is not None
+            else LoadSpec(
+                str(classifier.model_path),
+                detector=detector,
+                providers=classifier.providers,
+                threads=classifier.threads,
+                allow_spinning=classifier.allow_spinning,
+            )
         )
 
     @classmethod
@@ -107,8 +114,13 @@ class EmotionRecognizer:
         arguments = dict(locals())  # the keywords above, which are LoadSpec's fields
         del arguments["cls"]
         spec = LoadSpec(**arguments)  # checks min_confidence before the slow part
-        config_path, onnx_path = hub.resolve_model(spec.model, revision=spec.revision, cache_dir=spec.cache_dir,
-                                                   local_files_only=spec.local_files_only, token=spec.token)
+        config_path, onnx_path = hub.resolve_model(
+            spec.model,
+            revision=spec.revision,
+            cache_dir=spec.cache_dir,
+            local_files_only=spec.local_files_only,
+            token=spec.token,
+        )
         return cls._build(spec, onnx_path, ModelConfig.load(config_path))
 
     @classmethod
@@ -116,8 +128,9 @@ class EmotionRecognizer:
         """The recognizer ``spec`` describes, its model already found at ``model_path``."""
         from .detect import build_detector
 
-        classifier = OnnxClassifier(model_path, config, providers=spec.providers, threads=spec.threads,
-                                    allow_spinning=spec.allow_spinning)
+        classifier = OnnxClassifier(
+            model_path, config, providers=spec.providers, threads=spec.threads, allow_spinning=spec.allow_spinning
+        )
         detector = build_detector(spec.detector, min_face=spec.min_face)
         log.info("loaded %s from %s with detector %s", config.name, model_path, detector.name)
         return cls(classifier, detector, spec=spec)
@@ -146,8 +159,9 @@ class EmotionRecognizer:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def classify(self, crops: Sequence[np.ndarray] | np.ndarray, *, color: str = "bgr",
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    def classify(
+        self, crops: Sequence[np.ndarray] | np.ndarray, *, color: str = "bgr", batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
         """Probabilities (N, len(labels)) for already-cropped faces; rows sum to 1.
 
         ``crops`` is a list of arrays of any size and channel count, or one array of shape
@@ -159,8 +173,9 @@ class EmotionRecognizer:
         """Face boxes only (no emotions), from the recognizer's detector."""
         return self.detector.detect(load_image(image, color))
 
-    def predict(self, image: ImageInput, *, boxes: Iterable[Sequence[float]] | None = None,
-                color: str = "bgr") -> list[Face]:
+    def predict(
+        self, image: ImageInput, *, boxes: Iterable[Sequence[float]] | None = None, color: str = "bgr"
+    ) -> list[Face]:
         """Faces with emotion probabilities; [] when no face is found.
 
         ``boxes`` (x, y, w, h) skips detection; they are clipped to the image, and a box with
@@ -173,7 +188,9 @@ class EmotionRecognizer:
         pixels = [load_image(image, color) for image in images]
         return self._predict_pixels(pixels, [None] * len(pixels))
 
-    def predict_video(self, source: int | str | os.PathLike | Iterable[np.ndarray], **kwargs: Any) -> Iterator[FrameResult]:
+    def predict_video(
+        self, source: int | str | os.PathLike | Iterable[np.ndarray], **kwargs: Any
+    ) -> Iterator[FrameResult]:
         """Per-frame results over a video file, camera or iterable of frames; see :func:`emofer.video.analyze_video`."""
         from .video import analyze_video
 
@@ -181,18 +198,29 @@ class EmotionRecognizer:
 
     # -- the inner steps: inputs already checked, nothing checked or copied again ------------
 
-    def _predict_pixels(self, images: list[np.ndarray], boxes: list[Iterable[Sequence[float]] | None]) -> list[list[Face]]:
+    def _predict_pixels(
+        self, images: list[np.ndarray], boxes: list[Iterable[Sequence[float]] | None]
+    ) -> list[list[Face]]:
         """Faces in decoded BGR images (from load_image); ``boxes[i]`` None detects them."""
         found = [self._locate(image, given) for image, given in zip(images, boxes)]
         policy = self.config.crop_for(self.detector.name if all(b is None for b in boxes) else "given")
-        crops = [crop_face(image, det[0], policy, check_input=False) for image, dets in zip(images, found) for det in dets]
+        crops = [
+            crop_face(image, det[0], policy, check_input=False) for image, dets in zip(images, found) for det in dets
+        ]
         probabilities = self._classify(crops)
         results, row = [], 0
         for dets in found:
             faces = []
             for box, score, landmarks in dets:
-                faces.append(Face(box=box, probabilities=dict(zip(self.labels, probabilities[row].tolist())),
-                                  score=score, landmarks=landmarks, min_confidence=self.min_confidence))
+                faces.append(
+                    Face(
+                        box=box,
+                        probabilities=dict(zip(self.labels, probabilities[row].tolist())),
+                        score=score,
+                        landmarks=landmarks,
+                        min_confidence=self.min_confidence,
+                    )
+                )
                 row += 1
             results.append(faces)
         return results
@@ -217,13 +245,16 @@ class EmotionRecognizer:
 
     def __repr__(self) -> str:
         abstain = f", min_confidence={self.min_confidence}" if self.min_confidence else ""
-        return (f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, "
-                f"detector={self.detector.name!r}{abstain})")
+        return (
+            f"EmotionRecognizer(model={self.config.name!r}, labels={len(self.labels)}, "
+            f"detector={self.detector.name!r}{abstain})"
+        )
 
 
 def check_min_confidence(value: float) -> float:
     """``value`` as a float if it is a probability (0..1); EmoferError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise EmoferError(f"min_confidence is a probability between 0 and 1, got {value!r}; "
-                          "0 (the default) never abstains")
+        raise EmoferError(
+            f"min_confidence is a probability between 0 and 1, got {value!r}; 0 (the default) never abstains"
+        )
     return float(value)

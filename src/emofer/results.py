@@ -75,4 +75,3 @@ class FrameResult:
             "timestamp_ms": float(self.timestamp_ms),
             "faces": [face.to_dict() for face in self.faces],
         }
-

@@ -27,7 +27,7 @@ def image_sources(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str | Pa
     anything else is yielded as a path (whether it exists is the reader's business).
     """
     for text in paths:
-        if is_url(text):
+        if isinstance(text, str) and is_url(text):
             yield text, Path(Path(urlsplit(text).path).name or "image")
             continue
         path = Path(text)

@@ -72,8 +72,9 @@ def check_scalar(
     if min_val is None and max_val is None:
         return value
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(_message(name, f"must be a finite number{_range(min_val, max_val, include_boundaries)}",
-                                      value, hint))
+        raise ParameterError(
+            _message(name, f"must be a finite number{_range(min_val, max_val, include_boundaries)}", value, hint)
+        )
     low_ok = min_val is None or value > min_val or (value == min_val and include_boundaries in ("both", "left"))
     high_ok = max_val is None or value < max_val or (value == max_val and include_boundaries in ("both", "right"))
     if not (low_ok and high_ok):
@@ -89,7 +90,7 @@ def check_choice(value: Any, name: str, choices: Sequence[str], hint: str = "") 
 
 
 def _range(low: float | None, high: float | None, include: str) -> str:
-    """" 1 or more", " from 0 to 1", " over 0", ...: the bounds in words."""
+    """ " 1 or more", " from 0 to 1", " over 0", ...: the bounds in words."""
     low_in, high_in = include in ("both", "left"), include in ("both", "right")
     if low is not None and high is not None:
         if low_in and high_in:

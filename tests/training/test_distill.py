@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("keras", reason='training extras not installed: pip install -e ".[train]"')  # training.distill
+
 from tests.training.conftest import face
 from training import data
 from training.augment import Mix

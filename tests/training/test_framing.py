@@ -11,7 +11,7 @@ import pytest
 from emofer.boxes import iou
 from emofer.config import ModelConfig
 from emofer.preprocess import CropPolicy, expand_box
-from tests.conftest import write_model_folder
+from tests.conftest import needs_haar, write_model_folder
 from training import data, framing
 
 N_FACES = 20
@@ -58,12 +58,13 @@ def test_scenes_are_reproducible(public):
 
 
 @pytest.mark.data
-def test_measure_and_predict_end_to_end(public, tmp_path):
-    """Haar on a few scenes through the real predict path of a tiny model: the report is complete."""
+@pytest.mark.parametrize("detector", [pytest.param("haar", marks=needs_haar), "yunet"])
+def test_measure_and_predict_end_to_end(public, tmp_path, detector):
+    """A detector on a few scenes through the real predict path of a tiny model: the report is complete."""
     folder = write_model_folder(tmp_path / "tiny", trained_on={"dataset": "fer2013"})
-    detectors = framing.build_detectors(["haar"], None)
+    detectors = framing.build_detectors([detector], None)
     run = framing.run_split(folder, "PublicTest", detectors, 8, 0, "replicate", None)
-    stats = run["detectors"]["haar"]
+    stats = run["detectors"][detector]
     assert run["n"] == 8 and stats["n"] == 8 and 0 <= stats["detected"] <= 8
     assert run["true_box"]["detected"] == 8
     for key in ("baseline", "with_policy"):
@@ -131,7 +132,7 @@ def test_load_policies_and_model_copy(tmp_path):
 
 @pytest.mark.slow  # imports keras
 def test_export_reads_crop_policies(tmp_path):
-    pytest.importorskip("keras", reason="training extras not installed (pip install -r training/requirements.txt)")
+    pytest.importorskip("keras", reason='training extras not installed: pip install -e ".[train]"')
     from training import export
 
     path = tmp_path / "framing.json"

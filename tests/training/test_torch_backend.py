@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("torch") is None:
-    pytest.skip("torch is not installed (CI: python -m pip install torch==2.13.0)", allow_module_level=True)
-pytest.importorskip("keras", reason="training extras not installed")
+    pytest.skip('torch is not installed: pip install -e ".[torch]"', allow_module_level=True)
+pytest.importorskip("keras", reason='training extras not installed: pip install -e ".[train]"')
 pytest.importorskip("tf2onnx", reason="export needs tf2onnx")
 
 #: Trains the smoke recipe on torch, then saves what the torch network gives on PublicTest faces.

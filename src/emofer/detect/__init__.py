@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 from ..errors import DetectorError
 from .base import Detection, Detector
@@ -37,8 +37,7 @@ __all__ = [
 log = logging.getLogger("emofer")
 
 NAMES = ("auto", "yunet", "haar", "none")
-DetectorSpec = Union[str, Detector, Callable[[Any], Any]]
-
+DetectorSpec = str | Detector | Callable[[Any], Any]
 
 
 def build_detector(spec: DetectorSpec = "auto", *, min_face: int | None = None) -> Detector:
@@ -51,8 +50,11 @@ def build_detector(spec: DetectorSpec = "auto", *, min_face: int | None = None) 
         raise DetectorError(f"min_face must be a positive number of pixels, got {min_face!r}")
     detector = _build(spec, min_face=MIN_FACE if min_face is None else min_face)
     if min_face is not None and not isinstance(spec, str):
-        log.warning("min_face applies to detectors emofer builds by name; pass it to your %s's "
-                    "constructor instead (e.g. YuNetDetector(min_face=...))", type(detector).__name__)
+        log.warning(
+            "min_face applies to detectors emofer builds by name; pass it to your %s's "
+            "constructor instead (e.g. YuNetDetector(min_face=...))",
+            type(detector).__name__,
+        )
     elif min_face is not None and not isinstance(detector, YuNetDetector):
         log.warning("min_face applies to the yunet detector only; %s ignores it", detector.name)
     return detector

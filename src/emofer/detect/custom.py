@@ -30,7 +30,9 @@ class CallableDetector:
             return []
         scored = [len(row) == 5 for row in rows]
         if any(scored) and not all(scored):
-            raise DetectorError(f"{_name(self.function)} returned boxes with and without scores; return all 4 or all 5 numbers")
+            raise DetectorError(
+                f"{_name(self.function)} returned boxes with and without scores; return all 4 or all 5 numbers"
+            )
         table = np.array(rows, dtype=np.float64)
         return to_detections(table[:, :4], table[:, 4] if all(scored) else None, None, width, height)
 

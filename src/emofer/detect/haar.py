@@ -21,8 +21,8 @@ MIN_FACE_FRACTION = 0.05
 MIN_FACE_PIXELS = 24
 
 _NO_CASCADES = (
-    f"detector=\"haar\" needs cv2.CascadeClassifier, which OpenCV {cv2.__version__} does not have "
-    "(opencv-python 5 removed it and its Haar cascades). Use detector=\"yunet\" (the default, bundled), "
+    f'detector="haar" needs cv2.CascadeClassifier, which OpenCV {cv2.__version__} does not have '
+    '(opencv-python 5 removed it and its Haar cascades). Use detector="yunet" (the default, bundled), '
     'or install OpenCV 4 for Haar: pip install "opencv-python>=4.8,<5"'
 )
 

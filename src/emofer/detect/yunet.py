@@ -23,8 +23,16 @@ import numpy as np
 from ..errors import DetectorError, ModelLoadError
 from .base import ScaledDetector
 
-__all__ = ["YuNetDetector", "resolve_weights", "bundled_weights", "BUNDLED_WEIGHTS", "BUNDLED_SHA256", "HUB_REPO", "HUB_FILENAME",
-           "ENV_VAR"]
+__all__ = [
+    "YuNetDetector",
+    "resolve_weights",
+    "bundled_weights",
+    "BUNDLED_WEIGHTS",
+    "BUNDLED_SHA256",
+    "HUB_REPO",
+    "HUB_FILENAME",
+    "ENV_VAR",
+]
 
 log = logging.getLogger("emofer")
 
@@ -82,8 +90,12 @@ class YuNetDetector(ScaledDetector):
         max_side: int = MAX_SIDE,
     ) -> None:
         if not (isinstance(min_face, (int, float)) and min_face > 0 and isinstance(max_side, int) and max_side > 0):
-            raise DetectorError(f"min_face and max_side must be positive pixel counts, got {min_face!r} and {max_side!r}")
-        self.weights = resolve_weights(weights, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+            raise DetectorError(
+                f"min_face and max_side must be positive pixel counts, got {min_face!r} and {max_side!r}"
+            )
+        self.weights = resolve_weights(
+            weights, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
         self.min_face = min_face
         self.max_side = max_side
         self.score_threshold = score_threshold
@@ -120,8 +132,14 @@ class YuNetDetector(ScaledDetector):
         if fine <= coarse:
             return (coarse,)
         if fine < wanted:
-            log.debug("yunet: %dx%d image searched at scale %.3f (faces from %.0f px, not %s px: "
-                      "FINE_MAX_PIXELS)", width, height, fine, DETECTABLE / fine, self.min_face)
+            log.debug(
+                "yunet: %dx%d image searched at scale %.3f (faces from %.0f px, not %s px: FINE_MAX_PIXELS)",
+                width,
+                height,
+                fine,
+                DETECTABLE / fine,
+                self.min_face,
+            )
         return coarse, fine
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,8 +150,10 @@ class YuNetDetector(ScaledDetector):
         return faces[:, :4], faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2)
 
     def __repr__(self) -> str:
-        return (f"YuNetDetector({str(self.weights)!r}, score_threshold={self.score_threshold}, "
-                f"min_face={self.min_face}, max_side={self.max_side})")
+        return (
+            f"YuNetDetector({str(self.weights)!r}, score_threshold={self.score_threshold}, "
+            f"min_face={self.min_face}, max_side={self.max_side})"
+        )
 
 
 _log_level_lock = threading.Lock()
@@ -170,22 +190,29 @@ def resolve_weights(
     if weights is None and os.environ.get(ENV_VAR):
         weights = os.environ[ENV_VAR]
         if not Path(weights).is_file():
-            raise DetectorError(f"{ENV_VAR}={weights} is not a file; point it at a YuNet .onnx file or unset it "
-                                "(emofer then uses its bundled YuNet)")
+            raise DetectorError(
+                f"{ENV_VAR}={weights} is not a file; point it at a YuNet .onnx file or unset it "
+                "(emofer then uses its bundled YuNet)"
+            )
     if weights is None:
         return bundled_weights()
     if str(weights).endswith(".onnx") and not Path(weights).is_file():
-        raise DetectorError(f"YuNet weights {weights} not found; pass the path of an existing .onnx file, "
-                            "or no weights for the bundled YuNet")
+        raise DetectorError(
+            f"YuNet weights {weights} not found; pass the path of an existing .onnx file, "
+            "or no weights for the bundled YuNet"
+        )
     try:
-        return hub.resolve_file(weights, HUB_FILENAME, revision=revision, cache_dir=cache_dir,
-                                local_files_only=local_files_only)
+        return hub.resolve_file(
+            weights, HUB_FILENAME, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
     except ModelLoadError as exc:
-        fetch = (f"python -c \"from huggingface_hub import hf_hub_download; "
-                 f"print(hf_hub_download('{weights}', '{HUB_FILENAME}'))\"")
+        fetch = (
+            f'python -c "from huggingface_hub import hf_hub_download; '
+            f"print(hf_hub_download('{weights}', '{HUB_FILENAME}'))\""
+        )
         raise DetectorError(
             f"could not get the YuNet weights {HUB_FILENAME} of Hub repo {weights} (offline, not cached, or no "
-            f"such repo or file). The bundled YuNet needs no download: pass no weights (detector=\"yunet\"). "
+            f'such repo or file). The bundled YuNet needs no download: pass no weights (detector="yunet"). '
             f"To use this file, fetch it once while online with `{fetch}` and pass the path it prints"
         ) from exc
 
@@ -195,9 +222,13 @@ def bundled_weights() -> Path:
     try:
         digest = hashlib.sha256(BUNDLED_WEIGHTS.read_bytes()).hexdigest()
     except OSError as exc:
-        raise DetectorError(f"the bundled YuNet weights {BUNDLED_WEIGHTS} cannot be read ({exc}); "
-                            "reinstall emofer (pip install --force-reinstall emofer)") from exc
+        raise DetectorError(
+            f"the bundled YuNet weights {BUNDLED_WEIGHTS} cannot be read ({exc}); "
+            "reinstall emofer (pip install --force-reinstall emofer)"
+        ) from exc
     if digest != BUNDLED_SHA256:
-        raise DetectorError(f"the bundled YuNet weights {BUNDLED_WEIGHTS} are damaged (sha256 {digest}, expected "
-                            f"{BUNDLED_SHA256}); reinstall emofer (pip install --force-reinstall emofer)")
+        raise DetectorError(
+            f"the bundled YuNet weights {BUNDLED_WEIGHTS} are damaged (sha256 {digest}, expected "
+            f"{BUNDLED_SHA256}); reinstall emofer (pip install --force-reinstall emofer)"
+        )
     return BUNDLED_WEIGHTS
