@@ -24,15 +24,15 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import EmoferError, ImageReadError
+from .errors import EmoferError, ImageReadError, OutputError
 from .io import load_image
-from .outputs import check_new_folder, new_folder
+from .outputs import PART, check_new_folder, new_folder
 from .results import Face
 from .sources import IMAGE_SUFFIXES, image_sources
 from .table import EMPTY_FACE
@@ -42,10 +42,11 @@ if TYPE_CHECKING:
     import ray.data
 
     from .detect import DetectorSpec
-    from .recognizer import EmotionRecognizer
+    from .recognizer import EmotionRecognizer, LoadSpec
 
 __all__ = ["FaceRows", "VideoRows", "RunReport", "faces_dataset", "video_faces_dataset", "write_faces",
-           "summarize", "image_paths", "connect", "predict_to_parquet"]
+           "summarize", "image_paths", "connect", "predict_to_parquet", "write_shards", "shards_report",
+           "TaskFailedError"]
 
 log = logging.getLogger("emofer")
 
@@ -61,6 +62,15 @@ KEY_COLUMNS = ("file", "frame_index", "timestamp_ms", "face_index")
 #: How many failed items a RunReport quotes.
 EXAMPLES_KEPT = 10
 INSTALL_HINT = 'pip install "emofer[ray]"'
+#: Images per shard (one Ray task): what a retry redoes at most.
+DEFAULT_SHARD_SIZE = 16
+#: Ray's retries of a shard task: after its worker process or node died (``max_retries``) and,
+#: with ``retry_exceptions=True``, after it raised. Failing past them, a shard is split into
+#: one task per input; an input that fails alone gets an error row and is retried on resume.
+MAX_RETRIES = 3
+#: The shard footer key that lists the shard's inputs.
+INPUTS_KEY = b"emofer.inputs"
+SHARD_PREFIX = "part-"
 
 
 def _ray() -> Any:
@@ -115,16 +125,18 @@ class _Worker:
 
     def __init__(self, model: str | os.PathLike | None = None, *, detector: DetectorSpec = "auto",
                  min_face: int | None = None, min_confidence: float = 0.0, threads: int | None = None,
-                 local_files_only: bool = False) -> None:
+                 local_files_only: bool = False, spec: LoadSpec | None = None) -> None:
         import cv2
 
-        from .recognizer import EmotionRecognizer
+        from .recognizer import EmotionRecognizer, LoadSpec
 
-        threads = threads or _assigned_cpus()
-        cv2.setNumThreads(threads)  # OpenCV's detector threads: stay within this actor's CPUs
+        if spec is None:
+            spec = LoadSpec(model, detector=detector, min_face=min_face, min_confidence=min_confidence,
+                            threads=threads, local_files_only=local_files_only)
+        spec = replace(spec, threads=spec.threads or _assigned_cpus())
+        cv2.setNumThreads(spec.threads)  # OpenCV's detector threads: stay within this actor's CPUs
         self.recognizer: EmotionRecognizer = EmotionRecognizer.from_pretrained(
-            model, detector=detector, min_face=min_face, min_confidence=min_confidence, threads=threads,
-            local_files_only=local_files_only)
+            **{f.name: getattr(spec, f.name) for f in fields(spec)})
         self.schema = row_schema(self.recognizer.labels)
 
     def _table(self, rows: list[dict[str, Any]]) -> pyarrow.Table:
@@ -303,11 +315,15 @@ class RunReport:
     failed: int
     reasons: tuple[tuple[str, int], ...]
     examples: tuple[tuple[str, str], ...]
+    #: Inputs a resumed job found complete in ``out`` and did not do again (they are counted above).
+    skipped: int = 0
 
     def summary(self) -> str:
         """One or two lines for a log or the terminal."""
         where = f"; wrote {self.out}" if self.out else ""
         text = f"{self.items} items, {self.faces} faces, {self.failed} failed{where}"
+        if self.skipped:
+            text += f" ({self.skipped} were done before)"
         if self.failed:
             why = ", ".join(f"{count} {reason}" for reason, count in self.reasons)
             file, error = self.examples[0]
@@ -386,7 +402,269 @@ def _quiet_ray() -> None:
 
 
 def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, address: str | None = None,
-                       **kwargs: Any) -> RunReport:
-    """``emofer predict PATHS --ray --out OUT``: connect, run :func:`faces_dataset` with ``kwargs``, write, report."""
+                       resume: bool = False, spec: LoadSpec | None = None, workers: int = 1,
+                       cpus_per_worker: float = 1.0, shard_size: int = DEFAULT_SHARD_SIZE,
+                       max_retries: int = MAX_RETRIES, worker: type[FaceRows] | None = None,
+                       **load_options: Any) -> RunReport:
+    """``emofer predict PATHS --ray --out OUT [--resume]``: connect, run, write, report.
+
+    Local files go through :func:`write_shards` (fault tolerant; ``resume`` appends to an existing
+    OUT); URIs through :func:`faces_dataset` and :func:`write_faces` (no ``resume``). The model is
+    ``spec``, else a LoadSpec of ``load_options`` (``model=``, ``detector=``, ``min_face=``, ...).
+    """
+    from .recognizer import LoadSpec
+
+    items = [os.fspath(p) for p in paths]
+    spec = spec if spec is not None else LoadSpec(**load_options)
     connect(address)
-    return write_faces(faces_dataset(list(paths), **kwargs), out)
+    if any("://" in item for item in items):
+        if resume:
+            raise EmoferError("resume works on local files (it compares their size and mtime); "
+                              "give local paths, or run without resume into a new --out")
+        return write_faces(faces_dataset(items, spec.model, detector=spec.detector, min_face=spec.min_face,
+                                         min_confidence=spec.min_confidence, workers=workers), out)
+    return write_shards(items, out, spec=spec, resume=resume, workers=workers, cpus_per_worker=cpus_per_worker,
+                        shard_size=shard_size, max_retries=max_retries, worker=worker)
+
+
+# -- fault-tolerant, resumable jobs ------------------------------------------------------------
+#
+# OUT is a folder of Parquet shards. A shard holds every row of a fixed list of inputs and, in its
+# footer, those inputs' identities (path, size, mtime); it is written by the Ray task that made the
+# rows, to a hidden temporary name renamed when complete, so a shard is whole or absent. Its name
+# is a hash of its inputs, so a retried task rewrites the same shard instead of adding one.
+
+
+class TaskFailedError(EmoferError):
+    """A Ray task failed on every retry (its worker or node kept dying, or it kept raising)."""
+
+
+
+
+@dataclass(frozen=True)
+class _Shard:
+    name: str
+    files: tuple[str, ...]
+
+
+def input_identity(path: str) -> dict[str, Any]:
+    """What a shard records of an input: ``file``, ``size`` and ``mtime_ns`` (-1 when it cannot be read)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return {"file": path, "size": -1, "mtime_ns": -1}
+    return {"file": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def shard_name(files: Sequence[str]) -> str:
+    """The shard file name of ``files``: the same inputs give the same name (a retry replaces, never adds)."""
+    import hashlib
+
+    return f"{SHARD_PREFIX}{hashlib.sha1(chr(0).join(files).encode()).hexdigest()[:20]}.parquet"
+
+
+def write_shard(table: pyarrow.Table, path: Path, identities: Sequence[dict[str, Any]], **extra: Any) -> None:
+    """Write ``table`` with ``identities`` in its footer to a temporary name beside ``path``, then rename."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from .outputs import temporary_path
+
+    meta = {INPUTS_KEY: json.dumps({"inputs": list(identities), **extra}).encode()}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    temporary = temporary_path(path)
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)  # a retry of the same inputs writes the same rows: replacing is right
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def shard_inputs(path: Path) -> dict[str, Any]:
+    """The footer record of a shard: ``inputs`` (identities) and what else its writer noted."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    if INPUTS_KEY not in meta:
+        raise OutputError(f"{path} is not a shard emofer wrote (no input list in its footer); "
+                          "--resume appends only to a folder that emofer predict --ray wrote: pass another --out")
+    return json.loads(meta[INPUTS_KEY])
+
+
+_WORKERS: dict[tuple[type, bytes], FaceRows] = {}
+
+
+def _shard_task(worker: type[FaceRows], spec: LoadSpec, folder: str, shard: _Shard) -> dict[str, Any]:
+    """Ray task: the rows of ``shard``'s inputs into ``folder/shard.name``. One recognizer per worker process."""
+    import pickle
+
+    import ray
+
+    key = (worker, pickle.dumps(spec))
+    if key not in _WORKERS:
+        _WORKERS.clear()
+        _WORKERS[key] = worker(spec=spec)
+    identities = [input_identity(file) for file in shard.files]  # before reading: a later change is seen
+    table = _WORKERS[key]({"path": np.array(shard.files, dtype=object)})
+    node = ray.get_runtime_context().get_node_id()
+    write_shard(table, Path(folder) / shard.name, identities, node=node, pid=os.getpid())
+    return {"name": shard.name, "items": len(shard.files), "node": node}
+
+
+def _error_shard(folder: Path, shard: _Shard, exc: BaseException, schema: pyarrow.Schema) -> None:
+    """Error rows for a single-input shard that failed on every retry (the driver writes them)."""
+    import pyarrow as pa
+
+    cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    error = TaskFailedError(f"the Ray task failed {MAX_RETRIES + 1} times ({type(exc).__name__}: {cause}); "
+                            "rerun with --resume to try it again")
+    rows = [error_row({"file": file}, error) for file in shard.files]
+    write_shard(pa.Table.from_pylist(rows, schema=schema), folder / shard.name,
+                [input_identity(file) for file in shard.files], retry=True)
+
+
+def _plan(files: list[str], folder: Path, resume: bool, shard_size: int) -> tuple[list[_Shard], int]:
+    """The shards still to write into ``folder`` and how many inputs are complete there already.
+
+    With ``resume``: inputs whose identity matches a shard's record are done; a shard's rows of an
+    input that changed since (or that failed on every retry) are dropped from it (the shard rewritten
+    whole) and the input is done again. Leftover temporary files of a killed run are removed.
+    """
+    done: set[str] = set()
+    if resume and folder.is_dir():
+        for leftover in folder.glob(f".*{PART}*"):
+            log.info("removing %s, left by a run that stopped", leftover)
+            leftover.unlink(missing_ok=True)
+        current = {file: input_identity(file) for file in files}
+        for path in sorted(folder.glob("*.parquet")):
+            record = shard_inputs(path)
+            stale = {item["file"] for item in record["inputs"]
+                     if record.get("retry") or (item["file"] in current and current[item["file"]] != item)}
+            if stale:
+                _drop_inputs(path, record, stale)
+            done.update(item["file"] for item in record["inputs"] if item["file"] not in stale)
+    # Fixed chunks of the whole input list, less what is done: a rerun gives an unfinished chunk the same
+    # name, so a task of a stopped run that still commits it meanwhile writes the very same shard.
+    chunks = ([file for file in files[i: i + shard_size] if file not in done] for i in range(0, len(files), shard_size))
+    shards = [_Shard(shard_name(chunk), tuple(chunk)) for chunk in chunks if chunk]
+    return shards, sum(file in done for file in files)
+
+
+def _drop_inputs(path: Path, record: dict[str, Any], stale: set[str]) -> None:
+    """Rewrite the shard at ``path`` without the rows of ``stale`` inputs (remove it if none is left)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    kept = [item for item in record["inputs"] if item["file"] not in stale]
+    log.info("%s: %d inputs changed or failed before; their rows are done again", path, len(stale))
+    if not kept:
+        path.unlink()
+        return
+    table = pq.read_table(path)
+    table = table.filter(pc.invert(pc.is_in(table.column("file"), value_set=pa.array(sorted(stale), pa.string()))))
+    write_shard(table, path, kept, **{k: v for k, v in record.items() if k not in ("inputs", "retry")})
+
+
+def write_shards(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, spec: LoadSpec | None = None,
+                 resume: bool = False, workers: int = 1, cpus_per_worker: float = 1.0,
+                 shard_size: int = DEFAULT_SHARD_SIZE, max_retries: int = MAX_RETRIES,
+                 worker: type[FaceRows] | None = None) -> RunReport:
+    """Face rows of local images (files and folders) into the Parquet folder ``out`` as Ray tasks; Ray must be up.
+
+    Each task makes one shard (``shard_size`` inputs) and is retried by Ray (``max_retries``, with
+    ``retry_exceptions``) when its worker or node dies or it raises. Without ``resume`` ``out`` must be
+    new (written under a temporary name, renamed when done); with ``resume`` an existing ``out`` is
+    appended to, skipping the inputs whose rows it holds (same path, size and mtime). ``worker`` is the
+    :class:`FaceRows` subclass each task runs (default FaceRows); at most ``workers`` tasks run at once.
+    """
+    from .outputs import Inputs, check_output_folder
+    from .recognizer import LoadSpec
+
+    if workers < 1 or shard_size < 1 or max_retries < 0:
+        raise EmoferError("workers and shard_size must be 1 or more, max_retries 0 or more")
+    spec = spec if spec is not None else LoadSpec()
+    given = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    files = list(dict.fromkeys(image_paths(given)))  # each input once
+    if not files:
+        raise EmoferError(f"no images found in {', '.join(map(str, given))}; give image files or folders that hold some")
+    inputs = Inputs([p for p in given if not p.is_dir()], [p for p in given if p.is_dir()])
+    out = Path(out)
+    if not resume:
+        with new_folder(check_new_folder(out, inputs)) as temporary:
+            _run_shards(files, temporary, False, spec, workers, cpus_per_worker, shard_size, max_retries, worker)
+        return shards_report(out)
+    around = inputs.read_folder_around(out)
+    if around is not None:
+        raise OutputError(f"{out} is inside {around}, which is being read; write the result outside it")
+    skipped = _run_shards(files, check_output_folder(out, inputs), True, spec, workers, cpus_per_worker, shard_size,
+                          max_retries, worker)
+    return replace(shards_report(out), skipped=skipped)
+
+
+def _run_shards(files: list[str], folder: Path, resume: bool, spec: LoadSpec, workers: int, cpus: float,
+                shard_size: int, max_retries: int, worker: type[FaceRows] | None) -> int:
+    """Run the shards still missing in ``folder``; return how many inputs were complete already."""
+    from collections import deque
+
+    ray = _ray()
+    shards, skipped = _plan(files, folder, resume, shard_size)
+    if skipped:
+        log.info("%d of %d inputs are complete in %s; doing the other %d", skipped, len(files), folder,
+                 len(files) - skipped)
+    task = ray.remote(_shard_task).options(num_cpus=cpus, max_retries=max_retries, retry_exceptions=True)
+    worker = worker or FaceRows
+    queue, running = deque(shards), {}
+    schema_ref = None
+    while queue or running:
+        while queue and len(running) < workers:
+            shard = queue.popleft()
+            running[task.remote(worker, spec, str(folder), shard)] = shard
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            shard = running.pop(ref)
+            try:
+                result = ray.get(ref)
+                log.debug("%s: %d items on node %s", result["name"], result["items"], result["node"])
+            except ray.exceptions.RayError as exc:
+                if len(shard.files) > 1:  # isolate the input that kills or breaks its task
+                    log.warning("%d inputs failed together after %d retries (%s); trying each alone",
+                                len(shard.files), max_retries, type(exc).__name__)
+                    queue.extend(_Shard(shard_name([file]), (file,)) for file in shard.files)
+                else:
+                    log.warning("%s failed after %d retries: %s", shard.files[0], max_retries, type(exc).__name__)
+                    if schema_ref is None:
+                        schema_ref = _schema(spec)
+                    _error_shard(folder, shard, exc, schema_ref)
+    return skipped
+
+
+def _schema(spec: LoadSpec) -> pyarrow.Schema:
+    """The row schema of ``spec``'s model (its labels read from its config, no model built)."""
+    from .config import ModelConfig
+    from .hub import resolve_model
+
+    config_path, _ = resolve_model(spec.model, revision=spec.revision, cache_dir=spec.cache_dir,
+                                   local_files_only=spec.local_files_only, token=spec.token)
+    return row_schema(ModelConfig.load(config_path).labels)
+
+
+def shards_report(out: str | os.PathLike) -> RunReport:
+    """Count the rows of a shard folder (OutputError if an input has rows in two shards)."""
+    import pyarrow.dataset
+
+    out = Path(out)
+    seen: dict[str, str] = {}
+    for path in sorted(out.glob("*.parquet")):
+        for item in shard_inputs(path)["inputs"]:
+            if seen.setdefault(item["file"], path.name) != path.name:
+                raise OutputError(f"{item['file']} has rows in {seen[item['file']]} and {path.name} in {out}; "
+                                  "remove one of the two shards and rerun with --resume")
+    written = pyarrow.dataset.dataset(str(out), format="parquet")
+    report = _tally(written.to_batches(columns=list(TALLY_COLUMNS)), str(out))
+    if report.failed:
+        log.info("%s", report.summary())
+    return report
