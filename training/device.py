@@ -187,7 +187,9 @@ def plan_runs(recipes: Sequence[str], seeds: Sequence[int] | None, limit_train: 
     runs = []
     for name in recipes:
         recipe = load_recipe(name)
-        recipe["name"] = recipe.get("name", Path(name).stem)
+        if recipe["web"] is not None:
+            raise SystemExit(f"recipe {recipe['name']!r} mixes in expw-train, which the device carry does not pack; "
+                             "train it here")
         if recipe.get("distill") is not None:
             raise SystemExit(f"recipe {recipe['name']!r} distils from teacher runs, which do not travel; "
                              "train it here")
@@ -197,7 +199,7 @@ def plan_runs(recipes: Sequence[str], seeds: Sequence[int] | None, limit_train: 
         for key, value in (("limit_train", limit_train), ("limit_val", limit_val)):
             if value is not None:
                 recipe[key] = value
-        for seed in seeds or [int(recipe.get("seed", 1337))]:
+        for seed in seeds or [recipe["seed"]]:
             runs.append({**recipe, "seed": int(seed), "run": f"{recipe['name']}-s{seed}"})
     names = [r["run"] for r in runs]
     if len(set(names)) != len(names):

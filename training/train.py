@@ -12,7 +12,6 @@ made from (``emofer.preprocess.model_input``) and which export completes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -35,23 +34,21 @@ from emofer.config import ModelConfig
 from emofer.preprocess import model_input
 from training import data, distill, expw, mixing, nets, second_labels
 from training.augment import Augment, Mix
+from training.recipe import Recipe, RecipeError
 from training.runs import Run, recipe_classes
 
 log = logging.getLogger("emofer.training")
-RECIPES = Path(__file__).with_name("recipes")
 #: What a run's epochs are judged by: PublicTest accuracy (higher is better).
 MONITOR = "val_accuracy"
 
 
 def load_recipe(name_or_path: str) -> dict:
-    """A recipe by name (training/recipes/NAME.json) or path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = RECIPES / f"{name_or_path}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in RECIPES.glob("*.json"))
-        raise SystemExit(f"no recipe {name_or_path!r}; known recipes: {known}")
-    return json.loads(path.read_text())
+    """A recipe by name (training/recipes/NAME.json) or path, checked, every default filled in
+    (:class:`training.recipe.Recipe`), as a dict."""
+    try:
+        return Recipe.load(name_or_path).to_dict()
+    except RecipeError as error:
+        raise SystemExit(str(error)) from None
 
 
 class FaceBatches(keras.utils.PyDataset):
@@ -192,42 +189,40 @@ def machine() -> str:
     return words
 
 
-def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
+def train(recipe: Recipe | dict, run: Path, threads: int | None = None) -> Path:
     """Train (or resume) ``recipe`` in folder ``run``; return the path of best.keras."""
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
     folder = Run(run)
     state = folder.state
-    if state.get("stopped_early") or state["epoch"] >= recipe["epochs"]:
+    if state.get("stopped_early") or state["epoch"] >= recipe.epochs:
         log.info("run %s already finished at epoch %d", run, state["epoch"])
         return folder.best
-    seed = int(recipe.get("seed", 1337))
-    classes = recipe_classes(recipe)
-    config = folder.start({**recipe, "classes": list(classes), "keras": keras.__version__,
+    seed = recipe.seed
+    classes = recipe.class_names
+    config = folder.start({**recipe.to_dict(), "classes": list(classes), "keras": keras.__version__,
                            "backend": keras.backend.backend(), "python": platform.python_version(),
                            "machine": machine(), "command": " ".join(sys.argv)})
-    soft = bool(recipe.get("soft_labels", False))
-    train_set = limit(data.load(recipe["dataset"], "Training", classes, soft=soft), recipe.get("limit_train"), seed)
-    val_set = limit(data.load(recipe["dataset"], "PublicTest", classes), recipe.get("limit_val"), seed)
+    train_set = limit(data.load(recipe.dataset, "Training", classes, soft=recipe.soft_labels), recipe.limit_train, seed)
+    val_set = limit(data.load(recipe.dataset, "PublicTest", classes), recipe.limit_val, seed)
     log.info("train %d faces %s, PublicTest %d faces; input %s", len(train_set), train_set.counts(), len(val_set),
              vars(config.input))
 
     keras.utils.set_random_seed(seed + state["epoch"])
-    batch = int(recipe.get("batch_size", 64))
-    aug = Augment(**recipe.get("augment", {})) if recipe.get("augment") is not None else None
-    weights = class_weights(train_set, float(recipe.get("class_weight_power", 0.0))) \
-        if recipe.get("class_weight_power") else None
+    aug = Augment(**recipe.augment) if recipe.augment is not None else None
+    weights = class_weights(train_set, recipe.class_weight_power) if recipe.class_weight_power else None
     targets = None
-    if recipe.get("distill") is not None:
-        options = dict(recipe["distill"])
+    if recipe.distill is not None:
+        options = dict(recipe.distill)
         targets = distill.targets(run, options.pop("teachers", []), train_set, **options)
-    if recipe.get("second_labels") is not None:
+    if recipe.second_labels is not None:
         base = targets if targets is not None else train_set.targets().astype(np.float32)
-        targets = second_labels.targets(train_set, base, **recipe["second_labels"])
+        targets = second_labels.targets(train_set, base, **recipe.second_labels)
     val_weights, web_rows = None, None
-    if recipe.get("web") is not None:
+    if recipe.web is not None:
         train_set, targets, weights, val_set, val_weights, web_rows = add_web(
-            recipe["web"], train_set, targets, weights, val_set, config)
-    mix = Mix(**recipe["mix"]) if recipe.get("mix") is not None else None
-    batches = FaceBatches(train_set, config, batch, aug, seed, weights, targets, mix)
+            recipe.web, train_set, targets, weights, val_set, config)
+    mix = Mix(**recipe.mix) if recipe.mix is not None else None
+    batches = FaceBatches(train_set, config, recipe.batch_size, aug, seed, weights, targets, mix)
     batches.set_epoch(state["epoch"])
     x_val = model_input(val_set.pixels, config)
     y_val = val_set.targets().astype(np.float32)
@@ -238,17 +233,17 @@ def train(recipe: dict, run: Path, threads: int | None = None) -> Path:
         model = nets.load(folder.last)
     else:
         spec = config.input
-        model = nets.build(recipe["network"], (spec.height, spec.width, spec.channels), len(classes),
-                           **recipe.get("network_options", {}))
-        if recipe.get("init_from"):
-            transfer_weights(Path(recipe["init_from"]), model)
+        model = nets.build(recipe.network, (spec.height, spec.width, spec.channels), len(classes),
+                           **recipe.network_options)
+        if recipe.init_from:
+            transfer_weights(Path(recipe.init_from), model)
         model.compile(optimizer=optimizer(recipe, len(batches)),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.get("label_smoothing", 0.0)),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                       metrics=["accuracy"])
-    log.info("network %s: %d parameters", recipe["network"], model.count_params())
+    log.info("network %s: %d parameters", recipe.network, model.count_params())
     parts = [] if web_rows is None else [ValidationParts(x_val, val_set.labels, web_rows)]
-    model.fit(batches, validation_data=validation, epochs=recipe["epochs"], initial_epoch=state["epoch"],
-              callbacks=parts + checkpoints(folder, state, recipe.get("patience", 10)), verbose=2)
+    model.fit(batches, validation_data=validation, epochs=recipe.epochs, initial_epoch=state["epoch"],
+              callbacks=parts + checkpoints(folder, state, recipe.patience), verbose=2)
     return folder.best
 
 
@@ -287,16 +282,16 @@ class ValidationParts(keras.callbacks.Callback):
             logs["val_web_accuracy"] = float(right[self.web_rows].mean())
 
 
-def optimizer(recipe: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """AdamW on a linear warm-up to ``lr`` over ``warmup_epochs``, then cosine decay to 1% of it.
 
     A run no longer than its warm-up keeps one decay step (CosineDecay needs at least one).
     """
-    warmup_steps = steps_per_epoch * recipe.get("warmup_epochs", 1)
+    warmup_steps = steps_per_epoch * recipe.warmup_epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, steps_per_epoch * recipe["epochs"] - warmup_steps),
-        warmup_target=recipe.get("lr", 2e-3), warmup_steps=warmup_steps, alpha=0.01)
-    return keras.optimizers.AdamW(schedule, weight_decay=recipe.get("weight_decay", 1e-4))
+        0.0, decay_steps=max(1, steps_per_epoch * recipe.epochs - warmup_steps),
+        warmup_target=recipe.lr, warmup_steps=warmup_steps, alpha=0.01)
+    return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,17 +314,18 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.run([sys.executable, "-m", "training.train", *(sys.argv[1:] if argv is None else argv)],
                               env=env).returncode
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
-    recipe = load_recipe(args.recipe)
-    recipe["name"] = recipe.get("name", Path(args.recipe).stem)
-    for key in ("epochs", "limit_train", "limit_val", "init_from"):
-        if getattr(args, key) is not None:
-            recipe[key] = getattr(args, key)
+    try:
+        recipe = Recipe.load(args.recipe)
+        recipe = recipe.with_updates(**{key: getattr(args, key) for key in ("epochs", "limit_train", "limit_val",
+                                                                           "init_from") if getattr(args, key) is not None})
+    except RecipeError as error:
+        raise SystemExit(str(error)) from None
     if args.teacher:
-        if recipe.get("distill") is None:
-            raise SystemExit(f"recipe {recipe['name']!r} has no distill block; --teacher needs one")
-        recipe["distill"] = {**recipe["distill"], "teachers": [distill.teacher_id(t) for t in args.teacher]}
-    elif recipe.get("distill") is not None and not recipe["distill"].get("teachers"):
-        raise SystemExit(f"recipe {recipe['name']!r} distils: name its teachers with --teacher RUN_DIR or MODEL")
+        if recipe.distill is None:
+            raise SystemExit(f"recipe {recipe.name!r} has no distill block; --teacher needs one")
+        recipe = recipe.with_updates(distill={**recipe.distill, "teachers": [distill.teacher_id(t) for t in args.teacher]})
+    elif recipe.distill is not None and not recipe.distill.get("teachers"):
+        raise SystemExit(f"recipe {recipe.name!r} distils: name its teachers with --teacher RUN_DIR or MODEL")
     best = train(recipe, args.out)
     log.info("best checkpoint: %s", best)
     return 0

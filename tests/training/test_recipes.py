@@ -3,6 +3,7 @@ that construct, so a typo fails here instead of an hour into a background run.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,10 @@ import pytest
 keras = pytest.importorskip("keras", reason="training extras not installed (pip install -r training/requirements.txt)")
 
 from training import data, nets  # noqa: E402
-from training.augment import Augment, Mix  # noqa: E402
-from training.mixing import Web  # noqa: E402
-from training.train import RECIPES, load_recipe, recipe_classes  # noqa: E402
+from training.recipe import KEYS, RECIPES, Recipe, RecipeError  # noqa: E402
+from training.train import load_recipe  # noqa: E402
 
 ALL = sorted(p.stem for p in RECIPES.glob("*.json"))
-KNOWN = {"web", "description", "dataset", "classes", "soft_labels", "network", "network_options", "epochs",
-         "warmup_epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "class_weight_power",
-         "augment", "mix", "distill", "second_labels", "patience", "seed", "limit_train", "limit_val", "init_from", "name"}
 
 
 def test_the_recipe_folder_is_not_empty():
@@ -25,28 +22,34 @@ def test_the_recipe_folder_is_not_empty():
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_recipe_builds_its_network_and_blocks(name):
-    recipe = load_recipe(name)
-    assert not set(recipe) - KNOWN, f"{name}: unknown keys {sorted(set(recipe) - KNOWN)}"
-    assert recipe["dataset"] in data.ARCHIVES
-    classes = recipe_classes(recipe)
-    assert len(classes) >= 2
-    model = nets.build(recipe["network"], (48, 48, 1), len(classes), **recipe.get("network_options", {}))
-    assert model.output_shape == (None, len(classes))
-    assert recipe["epochs"] > recipe.get("warmup_epochs", 1) >= 0
-    Augment(**(recipe.get("augment") or {}))
-    if recipe.get("mix") is not None:
-        Mix(**recipe["mix"])
-    if recipe.get("distill") is not None:
-        assert set(recipe["distill"]) <= {"alpha", "temperature", "flip", "teachers"}
-        assert 0.0 <= recipe["distill"].get("alpha", 0.5) <= 1.0
-    if recipe.get("web") is not None:
-        Web.from_recipe(recipe["web"])
-    if recipe.get("second_labels") is not None:
-        block = recipe["second_labels"]
-        assert set(block) <= {"dataset", "classes", "weight", "max_distance"}
-        assert block.get("dataset", "fer2013") in data.ARCHIVES and set(block["classes"]) <= set(classes)
-        assert 0.0 <= block.get("weight", 0.3) <= 1.0
+def test_recipe_loads_and_builds_its_network(name):
+    recipe = Recipe.load(name)  # refuses unknown keys and checks every block
+    raw = json.loads((RECIPES / f"{name}.json").read_text())
+    assert set(raw) <= KEYS and recipe.dataset in data.ARCHIVES
+    assert len(recipe.class_names) >= 2
+    model = nets.build(recipe.network, (48, 48, 1), len(recipe.class_names), **recipe.network_options)
+    assert model.output_shape == (None, len(recipe.class_names))
+    assert recipe.epochs > recipe.warmup_epochs >= 0
+    assert load_recipe(name) == recipe.to_dict()  # defaults are filled in one place
+
+
+def test_a_recipe_with_a_typo_or_a_bad_block_is_refused_at_load(tmp_path):
+    base = {"dataset": "ferplus", "classes": "ferplus8", "network": "sepnet", "epochs": 3}
+    cases = [({"sead": 1}, "unknown keys \\['sead'\\]"), ({"web": {"share": 2}}, "web.share"),
+             ({"augment": {"flipp": True}}, "flipp"), ({"distill": {"alfa": 1}}, "distill has unknown keys"),
+             ({"second_labels": {"classes": ["bored"]}}, "second_labels"), ({"epochs": 0}, "epochs must be"),
+             ({"dataset": "imagenet"}, "dataset 'imagenet'")]
+    for extra, message in cases:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**base, **extra}))
+        with pytest.raises(RecipeError, match=message):
+            Recipe.load(path)
+
+
+def test_defaults_are_the_ones_training_used_before_the_schema():
+    recipe = Recipe.from_dict({"dataset": "fer2013", "classes": "fer5", "network": "baseline", "epochs": 2})
+    assert (recipe.seed, recipe.batch_size, recipe.lr, recipe.weight_decay, recipe.warmup_epochs, recipe.patience) == \
+        (1337, 64, 2e-3, 1e-4, 1, 10)
 
 
 def test_load_recipe_names_the_known_ones_when_asked_for_a_missing_one():
