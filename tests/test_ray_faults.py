@@ -122,8 +122,10 @@ def assert_table(out: Path, folder: Path, expected: dict[str, list[dict]], corru
             assert all(abs(row["probabilities"][k] - p) <= TOLERANCE for k, p in face["probabilities"].items())
 
 
-def own_workers(title: str) -> list[int]:
-    """Pids of this test's Ray worker processes (descendants of this process) now running ``title``."""
+def own_workers(title: str, root: int | None = None) -> list[int]:
+    """Pids of the processes below ``root`` (default: this process, which started them) now titled ``ray::title``:
+    the Ray workers of this test's cluster running that task."""
+    root = os.getpid() if root is None else root
     parents: dict[int, int] = {}
     titles: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
@@ -133,10 +135,10 @@ def own_workers(title: str) -> list[int]:
                 titles[int(entry.name)] = (entry / "cmdline").read_bytes()
             except (OSError, ValueError, IndexError):
                 continue
-    mine, found = {os.getpid()}, []
+    mine, found = {root}, []
     for _ in range(8):  # raylet -> worker: a few generations below this process
         mine |= {pid for pid, parent in parents.items() if parent in mine}
-    for pid in mine - {os.getpid()}:
+    for pid in mine - {root}:
         if titles.get(pid, b"").startswith(f"ray::{title}".encode()):
             found.append(pid)
     return found
