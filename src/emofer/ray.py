@@ -9,7 +9,12 @@
     report = write_faces(faces_dataset("photos/", workers=4), "faces.parquet")
     print(report.summary())
 
-Ray Data does the scheduling: the images flow through ``map_batches`` with :class:`FaceRows`,
+``emofer predict DIR --ray --out OUT [--resume]`` runs :func:`write_shards` (via
+:func:`predict_to_parquet`): one Ray task per shard of 16 images, retried by Ray when its worker or
+node dies or it raises, each writing its shard of rows whole (temporary name, then renamed); with
+``resume`` an existing OUT is appended to, skipping the inputs it holds (docs/scaling.md).
+
+For Datasets and URIs, Ray Data does the scheduling: the images flow through ``map_batches`` with :class:`FaceRows`,
 a callable class, so each actor loads one recognizer once and keeps it. Rows carry the keys of
 ``emofer predict --json`` / ``emofer video --table`` (``file``, ``frame_index``, ``timestamp_ms``)
 and :meth:`emofer.Face.to_dict`'s fields, plus ``face_index`` and ``error``. An image without a
@@ -414,6 +419,8 @@ def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLik
     """
     from .recognizer import LoadSpec
 
+    if spec is not None and load_options:
+        raise EmoferError(f"give the model options in spec= or as keywords, not both (got {sorted(load_options)})")
     items = [os.fspath(p) for p in paths]
     spec = spec if spec is not None else LoadSpec(**load_options)
     connect(address)
@@ -590,7 +597,8 @@ def write_shards(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     given = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     files = list(dict.fromkeys(image_paths(given)))  # each input once
     if not files:
-        raise EmoferError(f"no images found in {', '.join(map(str, given))}; give image files or folders that hold some")
+        raise EmoferError(f"no images found in {', '.join(map(str, given))}; "
+                          "give image files or folders that hold some")
     inputs = Inputs([p for p in given if not p.is_dir()], [p for p in given if p.is_dir()])
     out = Path(out)
     if not resume:
@@ -617,28 +625,34 @@ def _run_shards(files: list[str], folder: Path, resume: bool, spec: LoadSpec, wo
                  len(files) - skipped)
     task = ray.remote(_shard_task).options(num_cpus=cpus, max_retries=max_retries, retry_exceptions=True)
     worker = worker or FaceRows
-    queue, running = deque(shards), {}
-    schema_ref = None
-    while queue or running:
-        while queue and len(running) < workers:
-            shard = queue.popleft()
-            running[task.remote(worker, spec, str(folder), shard)] = shard
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            shard = running.pop(ref)
-            try:
-                result = ray.get(ref)
-                log.debug("%s: %d items on node %s", result["name"], result["items"], result["node"])
-            except ray.exceptions.RayError as exc:
-                if len(shard.files) > 1:  # isolate the input that kills or breaks its task
-                    log.warning("%d inputs failed together after %d retries (%s); trying each alone",
-                                len(shard.files), max_retries, type(exc).__name__)
-                    queue.extend(_Shard(shard_name([file]), (file,)) for file in shard.files)
-                else:
-                    log.warning("%s failed after %d retries: %s", shard.files[0], max_retries, type(exc).__name__)
-                    if schema_ref is None:
-                        schema_ref = _schema(spec)
-                    _error_shard(folder, shard, exc, schema_ref)
+    queue: deque[_Shard] = deque(shards)
+    running: dict[Any, _Shard] = {}
+    schema = None
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                shard = queue.popleft()
+                running[task.remote(worker, spec, str(folder), shard)] = shard
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                shard = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                    log.debug("%s: %d items on node %s", result["name"], result["items"], result["node"])
+                except ray.exceptions.RayError as exc:
+                    if len(shard.files) > 1:  # isolate the input that kills or breaks its task
+                        log.warning("%d inputs failed together after %d retries (%s); trying each alone",
+                                    len(shard.files), max_retries, type(exc).__name__)
+                        queue.extend(_Shard(shard_name([file]), (file,)) for file in shard.files)
+                    else:
+                        log.warning("%s failed after %d retries: %s", shard.files[0], max_retries,
+                                    type(exc).__name__)
+                        schema = schema if schema is not None else _schema(spec)
+                        _error_shard(folder, shard, exc, schema)
+    except BaseException:  # Ctrl-C or a failure here: stop the tasks (their finished shards stay for --resume)
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise
     return skipped
 
 
