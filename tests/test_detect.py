@@ -25,7 +25,7 @@ from emofer.detect import (
 )
 from emofer.detect import yunet as yunet_module
 from emofer.detect.base import ScaledDetector
-from emofer.errors import DetectorError, ImageReadError
+from emofer.errors import DetectorError, ImageReadError, ParameterError
 from emofer.io import load_image
 
 from .conftest import EXAMPLE_PHOTO, FACES_BOXES, YUNET, need, needs_haar
@@ -87,7 +87,7 @@ def test_yunet_scales_images_so_the_smallest_face_asked_for_stays_detectable():
     assert detector.working_scale(100, 80) == 1.0                  # never enlarged
     assert YuNetDetector(YUNET, min_face=16).working_scale(640, 480) == 1.0
     assert YuNetDetector(YUNET, min_face=8, max_side=320).working_scale(640, 480) == 0.5
-    with pytest.raises(DetectorError, match="positive"):
+    with pytest.raises(ParameterError, match="min_face must be a positive number of pixels, got 0"):
         YuNetDetector(YUNET, min_face=0)
 
 
@@ -228,9 +228,9 @@ def test_names_build_their_detectors(yunet_path):
 
 
 def test_unknown_names_and_types_are_refused():
-    with pytest.raises(DetectorError, match="auto, yunet, haar, none"):
+    with pytest.raises(ParameterError, match="unknown detector 'retinaface'; use one of auto, yunet, haar, none"):
         build_detector("retinaface")
-    with pytest.raises(DetectorError, match="got int"):
+    with pytest.raises(ParameterError, match="got int"):
         build_detector(3)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from emofer import EmotionRecognizer, io, preprocess
 from emofer.cam import main as cam_main
-from emofer.errors import EmoferError, ImageReadError, ModelLoadError, VideoError
+from emofer.errors import EmoferError, ImageReadError, ModelLoadError, ParameterError, VideoError
 from emofer.imagesize import declared_size
 from emofer.preprocess import CropPolicy
 from emofer.video import IoUTracker, Smoother, write_table
@@ -173,7 +173,7 @@ def test_the_limit_is_configurable(small, monkeypatch):
     with pytest.raises(ImageReadError, match="over the limit of 100"):
         io.load_image(data)
     for bad in (0, -5, True, 2.5):
-        with pytest.raises(ImageReadError, match="max_pixels must be a positive whole number"):
+        with pytest.raises(ParameterError, match="max_pixels must be a positive whole number"):
             io.load_image(data, max_pixels=bad)
 
 

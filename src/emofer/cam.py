@@ -63,13 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="also write the annotated video here (.mp4, .avi)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists (the source is never written)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=options.frames, default=None, metavar="N", help="stop after this many frames")
     parser.add_argument("--no-bars", action="store_true", help="hide the per-emotion probability bars")
 
 
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The ``emofer-cam`` parser: the same options and help as ``emofer cam``."""
-    cam = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, parents=[options.model_options()])
+    cam = options.Parser(prog=prog, description=DESCRIPTION, parents=[options.model_options()])
     cam.set_defaults(verbose=False)
     add_arguments(cam)
     return cam
@@ -77,7 +77,11 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``emofer-cam``: 0 on a normal end, 2 when the display, camera or model is unusable."""
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except EmoferError as exc:  # a mistake in the command line: one line
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_SETUP_ERROR
     options.configure_logging(args.verbose, PROG)
     try:
         frames = live(args)

@@ -46,7 +46,11 @@ EXIT_OK, EXIT_UNREADABLE, EXIT_ERROR = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some input unreadable, 2 error)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except EmoferError as exc:  # a mistake in the command line (options.Parser): one line
+        print(f"emofer: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     options.configure_logging(args.verbose, "emofer")
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emofer", description="Facial emotion recognition.")
+    parser = options.Parser(prog="emofer", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"emofer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help=options.VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -85,15 +89,16 @@ def _parser() -> argparse.ArgumentParser:
                               "(.png, .jpg) is the file to write (with --ray: the Parquet folder to write)")
     predict.add_argument("--ray", action="store_true", help='run on Ray Data, one row per face to --out (needs emofer[ray])')
     predict.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
-    predict.add_argument("--workers", type=int, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)")
+    predict.add_argument("--workers", type=options.count, default=1, metavar="N",
+                         help="with --ray: recognizer actors (default: 1)")
     predict.set_defaults(run=_predict)
 
     video = commands.add_parser("video", parents=[model, bars], help="emotions over a video file or camera")
     video.add_argument("source", help="video file, stream URL or camera index (0, 1, ...)")
     video.add_argument("--out", type=Path, default=None, help="annotated video to write (.mp4, .avi)")
     video.add_argument("--table", type=Path, default=None, help="per-face table to write (.csv, .json, .jsonl)")
-    video.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
-    video.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N analysed frames")
+    video.add_argument("--every", type=options.count, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
+    video.add_argument("--max-frames", type=options.frames, default=None, metavar="N", help="stop after N analysed frames")
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
     video.set_defaults(run=_video)
 
@@ -234,20 +239,15 @@ def _read_input(path: str | Path) -> bytes | Path:
 def _predict_ray(args: argparse.Namespace) -> int:
     """``predict --ray``: the images through emofer.ray into a Parquet folder; Ray draws the progress."""
     if args.out is None or args.json or args.csv:
-        print("emofer: error: predict --ray writes Parquet: give --out faces.parquet (not --json/--csv)", file=sys.stderr)
-        return EXIT_ERROR
-    if args.workers < 1:
-        print("emofer: error: --workers must be 1 or more", file=sys.stderr)
-        return EXIT_ERROR
+        raise ParameterError("predict --ray writes Parquet: give --out faces.parquet (not --json/--csv)")
     if STDIN in args.paths:
         raise ParameterError("predict --ray reads files, folders and URIs, not standard input (-)")
     local = [Path(text) for text in args.paths if "://" not in text]
     check_new_folder(args.out, Inputs([p for p in local if not p.is_dir()], [p for p in local if p.is_dir()]))
     from .ray import predict_to_parquet
 
-    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, model=args.model,
-                                detector=args.detector, min_face=args.min_face,
-                                min_confidence=args.min_confidence, workers=args.workers)
+    spec = options.load_spec(args)  # every model option, checked here before Ray starts
+    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, spec=spec, workers=args.workers)
     print(f"emofer: {report.summary()}", file=sys.stderr)
     return EXIT_UNREADABLE if report.failed else EXIT_OK
 
@@ -257,11 +257,7 @@ def _predict_ray(args: argparse.Namespace) -> int:
 
 def _video(args: argparse.Namespace) -> int:
     if args.out is None and args.table is None:
-        print("emofer: error: video needs --out annotated.mp4 and/or --table faces.csv", file=sys.stderr)
-        return EXIT_ERROR
-    if args.every < 1:
-        print("emofer: error: --every must be 1 or more", file=sys.stderr)
-        return EXIT_ERROR
+        raise ParameterError("video needs --out annotated.mp4 and/or --table faces.csv")
     inputs = Inputs([args.source] if Path(args.source).exists() else [])
     if args.table is not None:
         format_for(args.table)
@@ -317,13 +313,10 @@ def _download(args: argparse.Namespace) -> int:
     from .recognizer import EmotionRecognizer
 
     if args.model is None and not args.yunet:
-        print("emofer: error: name a model to download, e.g. emofer download emofer/fer7 "
-              "(the YuNet face detector is bundled: nothing to download)", file=sys.stderr)
-        return EXIT_ERROR
+        raise ParameterError("name a model to download, e.g. emofer download emofer/fer7 "
+                             "(the YuNet face detector is bundled: nothing to download)")
     if args.model is not None:
-        recognizer = EmotionRecognizer.from_pretrained(
-            args.model, revision=args.revision, cache_dir=args.cache_dir, detector="none"
-        )
+        recognizer = EmotionRecognizer.from_spec(options.load_spec(args, detector="none"))
         folder = recognizer.classifier.model_path.parent
         print(f"{args.model}: {recognizer.config.name} ({', '.join(recognizer.labels)}) ready in {folder}")
     if args.yunet:

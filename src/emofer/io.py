@@ -25,7 +25,7 @@ import numpy as np
 from .errors import ImageReadError
 from .fetch import is_url
 from .imagesize import declared_size, overrun
-from .validate import COLOR_ORDERS, as_uint8, check_color, to_bgr
+from .validate import COLOR_ORDERS, as_uint8, check_color, check_scalar, to_bgr
 
 __all__ = [
     "ImageInput", "load_image", "as_uint8", "COLOR_ORDERS", "MAX_IMAGE_PIXELS", "MAX_PIXELS_ENV",
@@ -88,9 +88,7 @@ def max_image_pixels(override: int | None = None) -> int:
             raise ImageReadError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number "
                                  "of pixels; set it to e.g. 200000000 or unset it")
         return int(text)
-    if isinstance(override, bool) or not isinstance(override, (int, np.integer)) or override < 1:
-        raise ImageReadError(f"max_pixels must be a positive whole number of pixels, got {override!r}")
-    return int(override)
+    return int(check_scalar(override, "max_pixels", int, min_val=1, describe="a positive whole number of pixels"))
 
 
 def check_pixels(width: int, height: int, where: str, max_pixels: int | None = None) -> None:

@@ -1,27 +1,43 @@
 """Command-line options shared by the ``emofer`` subcommands and the ``emofer-cam`` alias.
 
 Each option is declared once here, in parent parsers that ``emofer predict``, ``emofer video``
-and ``emofer cam`` / ``emofer-cam`` are built on, with :func:`load_recognizer` turning the
-model options into the recognizer they describe.
+and ``emofer cam`` / ``emofer-cam`` are built on. The model options' ``dest`` names are
+:class:`~emofer.recognizer.LoadSpec`'s fields: :func:`load_spec` carries them into the spec (a new
+load option is the spec's field, ``from_pretrained``'s keyword and one ``add_argument`` here).
+Numbers are checked by ``type=`` functions built on :func:`emofer.validate.check_scalar`, the
+check the Python API uses, and :class:`Parser` reports any mistake as one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from .detect import NAMES as DETECTOR_NAMES
+from .detect.registry import NAMES as DETECTOR_NAMES
+from .errors import ParameterError
+from .validate import check_scalar
 
 if TYPE_CHECKING:
-    from .recognizer import EmotionRecognizer
+    from .recognizer import EmotionRecognizer, LoadSpec
 
 __all__ = [
-    "VERBOSE_HELP", "verbose_options", "model_options", "configure_logging", "load_recognizer", "probability", "pixels",
-    "count",
+    "VERBOSE_HELP", "Parser", "verbose_options", "model_options", "configure_logging", "load_spec", "load_recognizer",
+    "number", "probability", "pixels", "count", "frames",
 ]
 
 VERBOSE_HELP = "log what is loaded from where"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes are ParameterError: the command prints them as one line
+    ("emofer: error: argument --every: must be 1 or more, got 0 (see emofer video --help)") and
+    exits 2, with no usage block. ``--help`` and ``--version`` print and exit as usual."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ParameterError(f"{message} (see {self.prog} --help)")
 
 
 def verbose_options() -> argparse.ArgumentParser:
@@ -61,41 +77,45 @@ def configure_logging(verbose: bool, prog: str) -> None:
     logging.getLogger("huggingface_hub").propagate = False
 
 
+def load_spec(args: argparse.Namespace, **overrides: Any) -> LoadSpec:
+    """The LoadSpec of the model options in ``args`` (each option's ``dest`` is a field's name), with
+    ``overrides``; options a subcommand does not have keep the spec's defaults."""
+    from .recognizer import LoadSpec
+
+    given = {f.name: getattr(args, f.name) for f in fields(LoadSpec) if hasattr(args, f.name)}
+    return LoadSpec(**{**given, **overrides})
+
+
 def load_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     """The recognizer that the options of :func:`model_options` in ``args`` describe."""
     from .recognizer import EmotionRecognizer
 
-    return EmotionRecognizer.from_pretrained(args.model, revision=args.revision, threads=args.threads,
-                                             detector=args.detector, min_face=args.min_face,
-                                             min_confidence=args.min_confidence)
+    return EmotionRecognizer.from_spec(load_spec(args))
 
 
-def probability(text: str) -> float:
-    """argparse type of --min-confidence: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1 (e.g. 0.5)")
-    return value
+def number(name: str, kind: type, **bounds: Any) -> Callable[[str], Any]:
+    """An argparse ``type=`` for the option ``name``: its text as ``kind`` (int or float), checked by
+    :func:`emofer.validate.check_scalar` with ``bounds`` (min_val, max_val, ...), the API's check."""
+
+    def parse(text: str) -> Any:
+        try:
+            value: Any = kind(text)
+        except ValueError:
+            value = text  # check_scalar says what kind of value it must be
+        try:
+            return check_scalar(value, name, kind, **bounds)
+        except ParameterError as exc:  # argparse adds "argument --name: " itself
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name} ")) from None
+
+    parse.__name__ = name
+    return parse
 
 
-def pixels(text: str) -> int:
-    """argparse type of --min-face: a positive whole number of pixels."""
-    return _positive(text, "a positive number of pixels")
-
-
-def count(text: str) -> int:
-    """argparse type of --threads: a positive whole number."""
-    return _positive(text, "a positive whole number")
-
-
-def _positive(text: str, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
+#: --min-confidence: a probability.
+probability = number("min_confidence", float, min_val=0, max_val=1, describe="a probability from 0 to 1 (e.g. 0.5)")
+#: --min-face: a positive whole number of pixels.
+pixels = number("min_face", int, min_val=1, describe="a positive number of pixels")
+#: --threads, --workers, --every: a positive whole number.
+count = number("count", int, min_val=1, describe="a positive whole number")
+#: --max-frames: a whole number, 0 or more.
+frames = number("max_frames", int, min_val=0, describe="a whole number of frames, 0 or more")

@@ -32,7 +32,6 @@ __all__ = [
     "normalize",
     "to_tensor",
     "model_input",
-    "check_pixels",
 ]
 
 #: Interpolation used to bring any face crop to the model's input size.
@@ -43,8 +42,6 @@ ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
 #: 32832 x 80 GIF: a 32832 x 32832 crop, 3.2 GB, found by tests/test_fuzz.py) is made from a
 #: shrunken copy instead; the network sees 48 x 48 pixels either way.
 MAX_PADDED_CROP_PIXELS = 4096 * 4096
-#: The crop check under the name this module has always exported it by.
-check_pixels = check_uint8
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import hub
 from .config import ModelConfig
-from .errors import EmoferError
+from .errors import ParameterError
 from .io import ImageInput, load_image
 from .model import DEFAULT_BATCH_SIZE, OnnxClassifier
 from .preprocess import crop_face, to_tensor
 from .results import Face
-from .validate import as_crops, image_boxes
+from .validate import as_crops, check_min_face, check_scalar, image_boxes
 
 if TYPE_CHECKING:
     from .detect import Detection, Detector, DetectorSpec
@@ -36,10 +36,14 @@ log = logging.getLogger("emofer")
 class LoadSpec:
     """Every option of :meth:`EmotionRecognizer.from_pretrained`, held once.
 
-    A recognizer keeps the spec it was loaded from (:attr:`EmotionRecognizer.spec`) and pickles
-    it to be rebuilt in another process. A new option is a field here plus the keyword of the
-    same name and default in ``from_pretrained`` (a test holds the two together). ``token`` is
-    left out of the repr and out of pickles.
+    The one carrier of load options: ``from_pretrained`` builds one, the command line builds one
+    from its options (:func:`emofer.options.load_spec`), and :meth:`EmotionRecognizer.from_spec`
+    loads it; a recognizer keeps its own (:attr:`EmotionRecognizer.spec`). A new option is a field
+    here, the keyword of the same name and default in ``from_pretrained`` (a test holds the two
+    together) and, for the command line, one ``add_argument`` whose ``dest`` is the field's name.
+    The options are checked when the spec is made (ParameterError naming the option). A spec
+    pickles (for Ray actors and other processes) without ``token``, which is also left out of
+    the repr: a worker reads the token from its own login or ``HF_TOKEN``.
     """
 
     model: str | os.PathLike | None = None
@@ -55,9 +59,22 @@ class LoadSpec:
     token: str | bool | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        check_scalar(self.model, "model", (str, os.PathLike), allow_none=True, hint="a folder, .onnx file or Hub id")
+        check_scalar(self.revision, "revision", str, allow_none=True, hint="a tag, branch or commit of a Hub repo")
+        for name in ("local_files_only", "allow_spinning"):
+            check_scalar(getattr(self, name), name, bool)
+        check_scalar(self.threads, "threads", int, min_val=1, allow_none=True, hint="None lets onnxruntime choose")
+        check_min_face(self.min_face)
         object.__setattr__(self, "min_confidence", check_min_confidence(self.min_confidence))
         if self.providers is not None:
+            if isinstance(self.providers, str):
+                raise ParameterError(f"providers must be a list of names, got {self.providers!r}; "
+                                     f"wrap one in a list: [{self.providers!r}]")
             object.__setattr__(self, "providers", tuple(self.providers))
+
+    def __reduce__(self) -> tuple[Callable[..., LoadSpec], tuple]:
+        # Pickles (Ray's object store, process pools) never hold the Hub token.
+        return (type(self), tuple(getattr(replace(self, token=None), f.name) for f in fields(self)))
 
 
 class EmotionRecognizer:
@@ -113,7 +130,13 @@ class EmotionRecognizer:
         """
         arguments = dict(locals())  # the keywords above, which are LoadSpec's fields
         del arguments["cls"]
-        spec = LoadSpec(**arguments)  # checks min_confidence before the slow part
+        return cls.from_spec(LoadSpec(**arguments))  # the spec checks every option before the slow part
+
+    @classmethod
+    def from_spec(cls, spec: LoadSpec) -> EmotionRecognizer:
+        """The recognizer a :class:`LoadSpec` describes (what ``from_pretrained`` loads with the same options)."""
+        if not isinstance(spec, LoadSpec):
+            raise ParameterError(f"spec must be an emofer LoadSpec, got {type(spec).__name__}")
         config_path, onnx_path = hub.resolve_model(
             spec.model,
             revision=spec.revision,
@@ -127,12 +150,19 @@ class EmotionRecognizer:
     def _build(cls, spec: LoadSpec, model_path: str | os.PathLike, config: ModelConfig) -> EmotionRecognizer:
         """The recognizer ``spec`` describes, its model already found at ``model_path``."""
         from .detect import build_detector
+        from .detect.registry import FRAMING_COMMAND, needs_crop
 
         classifier = OnnxClassifier(
             model_path, config, providers=spec.providers, threads=spec.threads, allow_spinning=spec.allow_spinning
         )
         detector = build_detector(spec.detector, min_face=spec.min_face)
         log.info("loaded %s from %s with detector %s", config.name, model_path, detector.name)
+        if needs_crop(detector.name, config.crop_by_detector):
+            log.warning(
+                "%s has no crop measured for the %s detector: its faces get the model's generic crop, which "
+                "may cost accuracy; measure one with %s and re-export the model",
+                config.name, detector.name, FRAMING_COMMAND,
+            )
         return cls(classifier, detector, spec=spec)
 
     @property
@@ -167,6 +197,7 @@ class EmotionRecognizer:
         ``crops`` is a list of arrays of any size and channel count, or one array of shape
         (N, H, W) (grey) or (N, H, W, C). Pixels follow :func:`emofer.io.as_uint8`'s rules.
         """
+        check_scalar(batch_size, "batch_size", int, min_val=1)
         return self._classify(as_crops(crops, color), batch_size)
 
     def detect(self, image: ImageInput, *, color: str = "bgr") -> list[Detection]:
@@ -179,7 +210,7 @@ class EmotionRecognizer:
         """Faces with emotion probabilities; [] when no face is found.
 
         ``boxes`` (x, y, w, h) skips detection; they are clipped to the image, and a box with
-        no area inside the image raises :class:`EmoferError`.
+        no area inside the image raises :class:`ParameterError`.
         """
         return self._predict_pixels([load_image(image, color)], [boxes])[0]
 
@@ -252,9 +283,6 @@ class EmotionRecognizer:
 
 
 def check_min_confidence(value: float) -> float:
-    """``value`` as a float if it is a probability (0..1); EmoferError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise EmoferError(
-            f"min_confidence is a probability between 0 and 1, got {value!r}; 0 (the default) never abstains"
-        )
-    return float(value)
+    """``value`` as a float if it is a probability (0..1); ParameterError otherwise."""
+    hint = "a probability between 0 and 1; 0 (the default) never abstains"
+    return float(check_scalar(value, "min_confidence", float, min_val=0, max_val=1, hint=hint))

@@ -27,6 +27,7 @@ from .errors import DetectorError, EmoferError, ImageReadError, ParameterError
 __all__ = [
     "check_scalar",
     "check_choice",
+    "check_min_face",
     "COLOR_ORDERS",
     "check_color",
     "as_uint8",
@@ -53,6 +54,7 @@ def check_scalar(
     max_val: float | None = None,
     include_boundaries: str = "both",
     allow_none: bool = False,
+    describe: str = "",
     hint: str = "",
 ) -> Any:
     """``value`` if it is of ``kind`` and within the bounds, else ParameterError naming ``name``.
@@ -60,26 +62,33 @@ def check_scalar(
     As scikit-learn's ``check_scalar``: ``kind`` is a type or tuple of types (``float`` also takes
     ints; ``bool`` is never a number), ``min_val`` / ``max_val`` are the bounds and
     ``include_boundaries`` ("both", "left", "right", "neither") says which of them are allowed.
-    ``allow_none`` lets None through (an option's "default"); ``hint`` ends the message.
+    ``allow_none`` lets None through (an option's "default"); ``describe`` says what the value
+    must be in words ("a positive number of pixels") instead of the type and bounds; ``hint`` ends
+    the message.
     """
     if value is None and allow_none:
         return value
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    numeric = float in kinds and isinstance(value, (int, np.integer, np.floating))
-    if isinstance(value, bool) and bool not in kinds or not (isinstance(value, kinds) or numeric):
-        words = " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+    numbers = (int, np.integer, np.floating) if float in kinds else (np.integer,) if int in kinds else ()
+    fits = isinstance(value, kinds) or isinstance(value, numbers)
+    if not fits or (isinstance(value, (bool, np.bool_)) and bool not in kinds):
+        words = describe or " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
         raise ParameterError(_message(name, f"must be {words}", value, hint))
     if min_val is None and max_val is None:
         return value
+    bounds = describe or _range(min_val, max_val, include_boundaries)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(
-            _message(name, f"must be a finite number{_range(min_val, max_val, include_boundaries)}", value, hint)
-        )
+        raise ParameterError(_message(name, f"must be {describe or 'a finite number' + bounds}", value, hint))
     low_ok = min_val is None or value > min_val or (value == min_val and include_boundaries in ("both", "left"))
     high_ok = max_val is None or value < max_val or (value == max_val and include_boundaries in ("both", "right"))
     if not (low_ok and high_ok):
-        raise ParameterError(_message(name, "must be" + _range(min_val, max_val, include_boundaries), value, hint))
+        raise ParameterError(_message(name, f"must be {bounds.strip()}", value, hint))
     return value
+
+
+def check_min_face(value: int | None) -> int | None:
+    """``min_face`` (the smallest face YuNet looks for) if it is None or a positive whole number of pixels."""
+    return check_scalar(value, "min_face", int, min_val=1, allow_none=True, describe="a positive number of pixels")
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str], hint: str = "") -> str:
@@ -90,7 +99,7 @@ def check_choice(value: Any, name: str, choices: Sequence[str], hint: str = "") 
 
 
 def _range(low: float | None, high: float | None, include: str) -> str:
-    """ " 1 or more", " from 0 to 1", " over 0", ...: the bounds in words."""
+    """The bounds in words, after a space: " 1 or more", " from 0 to 1", " over 0 and up to 1"."""
     low_in, high_in = include in ("both", "left"), include in ("both", "right")
     if low is not None and high is not None:
         if low_in and high_in:
@@ -219,7 +228,7 @@ def check_bgr(image: Any) -> np.ndarray:
 def parse_box(box: Any, *, source: str | None = None) -> tuple[float, ...]:
     """A face box as floats: (x, y, w, h), finite, with positive width and height.
 
-    A caller's box (``source`` None) that is not raises EmoferError. A row returned by the box
+    A caller's box (``source`` None) that is not raises ParameterError. A row returned by the box
     function named ``source`` may carry a fifth number, its score, and raises DetectorError.
     """
     sizes = (4,) if source is None else (4, 5)
@@ -240,26 +249,26 @@ def _bad_box(box: Any, source: str | None, *, numbers: bool) -> EmoferError:
         problem = "numbers" if numbers else "with finite numbers and positive width and height"
         return DetectorError(f"{source} returned {box!r}; a box is (x, y, w, h) or (x, y, w, h, score) {problem}")
     if numbers:
-        return EmoferError(f"a box must be four numbers (x, y, w, h), got {box!r}")
-    return EmoferError(f"box {tuple(box)} must have finite values and positive width and height")
+        return ParameterError(f"a box must be four numbers (x, y, w, h), got {box!r}")
+    return ParameterError(f"box {tuple(box)} must have finite values and positive width and height")
 
 
 def image_boxes(boxes: Iterable[Sequence[float]], width: int, height: int) -> list[Box]:
     """A caller's (x, y, w, h) boxes, checked and clipped to a ``width`` x ``height`` image.
 
-    EmoferError when ``boxes`` is not a list of boxes, or a box has no area inside the image.
+    ParameterError when ``boxes`` is not a list of boxes, or a box has no area inside the image.
     """
     try:
         boxes = list(boxes)
     except TypeError as exc:
-        raise EmoferError(f"boxes must be a list of (x, y, w, h) boxes, got {type(boxes).__name__}") from exc
+        raise ParameterError(f"boxes must be a list of (x, y, w, h) boxes, got {type(boxes).__name__}") from exc
     return [_clip_box(box, width, height) for box in boxes]
 
 
 def _clip_box(box: Any, width: int, height: int) -> Box:
     clipped, keep = clip_boxes(parse_box(box), width, height)
     if not keep[0]:
-        raise EmoferError(
+        raise ParameterError(
             f"box {tuple(box)} lies outside the {width}x{height} image; boxes are (x, y, w, h) in the image's pixels"
         )
     x, y, w, h = (int(v) for v in clipped[0])
@@ -267,9 +276,9 @@ def _clip_box(box: Any, width: int, height: int) -> Box:
 
 
 def box_numbers(box: Any) -> tuple[float, float, float, float]:
-    """Any four numbers (x, y, w, h) as floats, for box geometry; ImageReadError otherwise."""
+    """Any four numbers (x, y, w, h) as floats, for box geometry; ParameterError otherwise."""
     try:
         x, y, w, h = (float(v) for v in box)
     except (TypeError, ValueError) as exc:
-        raise ImageReadError(f"a face box must be four numbers (x, y, w, h), got {box!r}") from exc
+        raise ParameterError(f"a face box must be four numbers (x, y, w, h), got {box!r}") from exc
     return x, y, w, h

@@ -7,6 +7,8 @@
 - ``"haar"``: OpenCV's Haar cascade (misses more faces; opencv-python < 5 only),
 - ``"none"``: the whole image is one face (for ready-made face crops),
 - a Detector instance, or a function ``image -> [(x, y, w, h[, score]), ...]``.
+
+The names are those of :mod:`emofer.detect.registry`, the one list of detectors.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import DetectorError
+from ..errors import ParameterError
+from ..validate import check_min_face
 from .base import Detection, Detector
 from .custom import CallableDetector
 from .haar import HaarDetector
+from .registry import DETECTORS, NAMES, entry
 from .whole_image import WholeImageDetector
 from .yunet import MIN_FACE, YuNetDetector
 
@@ -32,22 +36,21 @@ __all__ = [
     "WholeImageDetector",
     "CallableDetector",
     "NAMES",
+    "DETECTORS",
 ]
 
 log = logging.getLogger("emofer")
 
-NAMES = ("auto", "yunet", "haar", "none")
 DetectorSpec = str | Detector | Callable[[Any], Any]
 
 
 def build_detector(spec: DetectorSpec = "auto", *, min_face: int | None = None) -> Detector:
-    """The Detector for ``spec`` (a name from NAMES, a Detector, or a box function).
+    """The Detector for ``spec`` (a name from NAMES, the registry's, a Detector, or a box function).
 
     ``min_face`` (pixels, default 32) is the smallest face YuNet looks for; other detectors, and
     Detector instances or functions (already built), ignore it with a warning.
     """
-    if min_face is not None and not (isinstance(min_face, int) and min_face > 0):
-        raise DetectorError(f"min_face must be a positive number of pixels, got {min_face!r}")
+    check_min_face(min_face)
     detector = _build(spec, min_face=MIN_FACE if min_face is None else min_face)
     if min_face is not None and not isinstance(spec, str):
         log.warning(
@@ -62,19 +65,12 @@ def build_detector(spec: DetectorSpec = "auto", *, min_face: int | None = None) 
 
 def _build(spec: DetectorSpec, *, min_face: int) -> Detector:
     if isinstance(spec, str):
-        name = spec.strip().lower()
-        if name in ("auto", "yunet"):
-            return YuNetDetector(min_face=min_face)
-        if name == "haar":
-            return HaarDetector()
-        if name == "none":
-            return WholeImageDetector()
-        raise DetectorError(f"unknown detector {spec!r}; use one of {', '.join(NAMES)}, a Detector or a box function")
+        return entry(spec).build(min_face)
     if isinstance(spec, Detector):
         return spec
     if callable(spec):
         return CallableDetector(spec)
-    raise DetectorError(
+    raise ParameterError(
         f"detector must be one of {', '.join(NAMES)}, an object with name and detect(image), "
         f"or a function image -> boxes; got {type(spec).__name__}"
     )

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import DetectorError, ModelLoadError
+from ..validate import check_scalar
 from .base import ScaledDetector
 
 __all__ = [
@@ -89,10 +90,12 @@ class YuNetDetector(ScaledDetector):
         min_face: int = MIN_FACE,
         max_side: int = MAX_SIDE,
     ) -> None:
-        if not (isinstance(min_face, (int, float)) and min_face > 0 and isinstance(max_side, int) and max_side > 0):
-            raise DetectorError(
-                f"min_face and max_side must be positive pixel counts, got {min_face!r} and {max_side!r}"
-            )
+        pixels = "a positive number of pixels"
+        check_scalar(min_face, "min_face", float, min_val=0, include_boundaries="neither", describe=pixels)
+        check_scalar(max_side, "max_side", int, min_val=1, describe=pixels)
+        for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
+            check_scalar(value, name, float, min_val=0, max_val=1)
+        check_scalar(top_k, "top_k", int, min_val=1)
         self.weights = resolve_weights(
             weights, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
