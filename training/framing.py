@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 
 from emofer.boxes import iou_matrix
+from emofer.detect.registry import FRAMED
 from emofer.detect.yunet import BUNDLED_WEIGHTS
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
@@ -71,7 +72,8 @@ DEFAULT_POLICIES = DEFAULT_OUT.with_suffix(".json")
 TEMPLATE, FINAL_TEMPLATE = "framing.md.tmpl", "framing_final.md.tmpl"
 #: The YuNet bundled in the package: the file the crop policies are measured on and used with.
 DEFAULT_YUNET = BUNDLED_WEIGHTS
-DETECTORS = ("haar", "yunet")
+#: The detectors whose crop is measured: emofer.detect.registry's (a new detector there is measured here).
+DETECTORS = FRAMED
 
 SEED = 0
 N_FACES = 600
@@ -368,16 +370,14 @@ def run_split(model_dir: Path, split: str, detectors: dict[str, Any], n: int, se
 
 
 def build_detectors(names: Sequence[str], yunet: Path | None) -> dict[str, Any]:
-    from emofer.detect import HaarDetector, YuNetDetector, build_detector
+    """The registry's detectors by name (YuNet from the ``yunet`` weights when given)."""
+    from emofer.detect import YuNetDetector, build_detector
 
     out: dict[str, Any] = {}
     for name in names:
-        if name == "yunet":
-            out[name] = YuNetDetector(yunet) if yunet else build_detector("yunet")
-        elif name == "haar":
-            out[name] = HaarDetector()
-        else:
+        if name not in DETECTORS:
             raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTORS)}")
+        out[name] = YuNetDetector(yunet) if name == "yunet" and yunet else build_detector(name)
     return out
 
 
