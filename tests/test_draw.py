@@ -187,3 +187,16 @@ def test_tags_of_adjacent_video_faces_do_not_clip_each_other():
     faces = [face((60, 60, 50, 50), track_id=1), face((115, 62, 50, 50), "sad", track_id=2)]
     first, second = layout(frame.shape, faces)
     assert not _overlaps(first.tag, second.tag)
+
+
+def test_the_draw_module_is_reachable_and_calling_it_draws():
+    """emofer.draw is the module (emofer.draw.draw_text, as docs/api/draw.md documents) and emofer.draw(...)
+    still draws, as the examples and the quickstart call it."""
+    import emofer
+    import emofer.draw as module
+
+    assert emofer.draw is module and emofer.draw.draw_text is draw_text
+    image = np.full((120, 160, 3), 80, np.uint8)
+    face = Face(box=(40, 30, 60, 60), probabilities={"happy": 0.9, "sad": 0.1})
+    assert np.array_equal(emofer.draw(image, [face], bars=True), module.draw(image, [face], bars=True))
+    assert not np.array_equal(emofer.draw(image, [face]), image)

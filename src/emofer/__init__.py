@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
-from .draw import draw  # noqa: E402  (binds the function over the submodule's name)
+from . import draw  # the module, which calling draws: emofer.draw(image, faces), emofer.draw.draw_text(...)
 from .errors import (  # noqa: E402
     DetectorError,
     EmoferError,

@@ -2,13 +2,20 @@
 
 Everything is drawn on a copy; the caller's image is never changed. Line widths and text
 size follow the image size, so a phone photo and a webcam frame both stay readable.
+
+``emofer.draw`` is this module, and calling it calls :func:`draw`: ``emofer.draw(image, faces)``
+and ``emofer.draw.draw_text(...)`` both work. (Type checkers do not know a module can be
+called: there, write ``from emofer.draw import draw``.)
 """
 
 from __future__ import annotations
 
+import sys
+import types
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -261,3 +268,13 @@ def _bars(canvas: np.ndarray, face: Face, style: _Style, panel: Rect) -> None:
         if length > 0:
             cv2.rectangle(canvas, (bar_left, bar_top), (bar_left + length, bar_bottom), label_color(label), cv2.FILLED)
         cv2.rectangle(canvas, (bar_left, bar_top), (bar_left + style.bar_length, bar_bottom), (90, 90, 90), 1)
+
+
+class _CallableModule(types.ModuleType):
+    """This module's type: ``emofer.draw(...)`` is :func:`draw`, and the module's names stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return draw(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

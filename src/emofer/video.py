@@ -86,7 +86,6 @@ class FacePredictor(Protocol):
         ...
 
 
-
 def analyze_video_frames(
     recognizer: FacePredictor,
     source: VideoSource,
@@ -97,8 +96,20 @@ def analyze_video_frames(
     progress: bool = False,
 ) -> Iterator[tuple[np.ndarray, FrameResult]]:
     """Like :func:`analyze_video`, but yields each processed frame's image with its result."""
-    check_every(every_n_frames)
+    check_every(every_n_frames)  # here, when called; the source is opened at the first frame
     check_scalar(max_frames, "max_frames", int, min_val=0, allow_none=True, hint="None reads to the end")
+    check_scalar(smooth, "smooth", bool)
+    return _analyzed(recognizer, source, every_n_frames, smooth, max_frames, progress)
+
+
+def _analyzed(
+    recognizer: FacePredictor,
+    source: VideoSource,
+    every_n_frames: int,
+    smooth: bool,
+    max_frames: int | None,
+    progress: bool,
+) -> Iterator[tuple[np.ndarray, FrameResult]]:
     with open_source(source) as reader:
         total = None
         if reader.frame_count is not None:
@@ -139,9 +150,10 @@ def analyze_video(
 
     ``every_n_frames`` processes every n-th frame; ``smooth`` averages each face track's
     probabilities over time with a sticky label; ``max_frames`` stops after that many
-    processed frames; ``progress`` draws a progress bar on stderr (files only).
+    processed frames; ``progress`` draws a progress bar on stderr (files only). Bad values raise
+    ParameterError when this is called, before the source is opened.
     """
-    for _, result in analyze_video_frames(
+    pairs = analyze_video_frames(
         recognizer, source, every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames, progress=progress
-    ):
-        yield result
+    )
+    return (result for _, result in pairs)

@@ -228,7 +228,11 @@ def open_source(source: VideoSource) -> VideoReader | FrameIterator:
 
 def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[VideoFrame]:
     """The frames of a video file, camera or frame iterable as (index, timestamp_ms, BGR image); frames may change size."""
-    check_every(every_n_frames)
+    check_every(every_n_frames)  # here, when called
+    return _frames(source, every_n_frames)
+
+
+def _frames(source: VideoSource, every_n_frames: int) -> Iterator[VideoFrame]:
     with open_source(source) as reader:
         yield from reader.frames(every_n_frames)
 
