@@ -29,7 +29,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,8 +140,7 @@ class _Worker:
                             threads=threads, local_files_only=local_files_only)
         spec = replace(spec, threads=spec.threads or _assigned_cpus())
         cv2.setNumThreads(spec.threads)  # OpenCV's detector threads: stay within this actor's CPUs
-        self.recognizer: EmotionRecognizer = EmotionRecognizer.from_pretrained(
-            **{f.name: getattr(spec, f.name) for f in fields(spec)})
+        self.recognizer: EmotionRecognizer = EmotionRecognizer.from_spec(spec)
         self.schema = row_schema(self.recognizer.labels)
 
     def _table(self, rows: list[dict[str, Any]]) -> pyarrow.Table:
