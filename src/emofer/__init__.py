@@ -11,32 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from . import draw, errors  # draw: the module, which calling draws (emofer.draw(image, faces), emofer.draw.draw_text)
 from ._version import __version__
-from . import draw  # the module, which calling draws: emofer.draw(image, faces), emofer.draw.draw_text(...)
-from .errors import (  # noqa: E402
-    DetectorError,
-    EmoferError,
-    ImageReadError,
-    ModelLoadError,
-    OutputError,
-    ParameterError,
-    VideoError,
-)
-from .recognizer import EmotionRecognizer  # noqa: E402
-from .results import Face  # noqa: E402
+from .errors import *  # noqa: F403  every exception class, listed once in errors.__all__
+from .recognizer import EmotionRecognizer
+from .results import Face
 
 logging.getLogger("emofer").addHandler(logging.NullHandler())
 
-__all__ = [
-    "EmotionRecognizer",
-    "Face",
-    "draw",
-    "EmoferError",
-    "ModelLoadError",
-    "ImageReadError",
-    "DetectorError",
-    "VideoError",
-    "ParameterError",
-    "OutputError",
-    "__version__",
-]
+__all__ = ["EmotionRecognizer", "Face", "draw", *errors.__all__, "__version__"]

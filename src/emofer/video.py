@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -95,21 +95,30 @@ def analyze_video_frames(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> Iterator[tuple[np.ndarray, FrameResult]]:
-    """Like :func:`analyze_video`, but yields each processed frame's image with its result."""
-    check_every(every_n_frames)  # here, when called; the source is opened at the first frame
+    """Each processed frame's image with its :class:`FrameResult`; :func:`analyze_video` gives the results only.
+
+    ``every_n_frames`` processes every n-th frame; ``smooth`` averages each face track's
+    probabilities over time with a sticky label; ``max_frames`` stops after that many
+    processed frames; ``progress`` draws a progress bar on stderr (files only). Bad values raise
+    ParameterError when this is called; the source is opened at the first frame.
+    """
+    check_every(every_n_frames)
     check_scalar(max_frames, "max_frames", int, min_val=0, allow_none=True, hint="None reads to the end")
     check_scalar(smooth, "smooth", bool)
     return _analyzed(recognizer, source, every_n_frames, smooth, max_frames, progress)
 
 
-def _analyzed(
-    recognizer: FacePredictor,
-    source: VideoSource,
-    every_n_frames: int,
-    smooth: bool,
-    max_frames: int | None,
-    progress: bool,
-) -> Iterator[tuple[np.ndarray, FrameResult]]:
+def analyze_video(recognizer: FacePredictor, source: VideoSource, **options: Any) -> Iterator[FrameResult]:
+    """One FrameResult per processed frame (also frames without faces) of a file, camera or frame iterable.
+
+    ``options`` are :func:`analyze_video_frames`'s: ``every_n_frames`` (1), ``smooth`` (True),
+    ``max_frames`` (None: to the end) and ``progress`` (False), checked when this is called.
+    """
+    return (result for _, result in analyze_video_frames(recognizer, source, **options))
+
+
+def _analyzed(recognizer: FacePredictor, source: VideoSource, every_n_frames: int, smooth: bool,
+              max_frames: int | None, progress: bool) -> Iterator[tuple[np.ndarray, FrameResult]]:
     with open_source(source) as reader:
         total = None
         if reader.frame_count is not None:
@@ -135,25 +144,3 @@ def _analyzed(
         finally:
             if bar is not None:
                 bar.close()
-
-
-def analyze_video(
-    recognizer: FacePredictor,
-    source: VideoSource,
-    *,
-    every_n_frames: int = 1,
-    smooth: bool = True,
-    max_frames: int | None = None,
-    progress: bool = False,
-) -> Iterator[FrameResult]:
-    """One FrameResult per processed frame (also frames without faces) of a file or camera.
-
-    ``every_n_frames`` processes every n-th frame; ``smooth`` averages each face track's
-    probabilities over time with a sticky label; ``max_frames`` stops after that many
-    processed frames; ``progress`` draws a progress bar on stderr (files only). Bad values raise
-    ParameterError when this is called, before the source is opened.
-    """
-    pairs = analyze_video_frames(
-        recognizer, source, every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames, progress=progress
-    )
-    return (result for _, result in pairs)
