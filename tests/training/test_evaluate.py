@@ -54,6 +54,7 @@ def test_evaluation_uses_emofers_probabilities(model_dir, archive):
 
 
 def test_report_files(model_dir, archive, run_dir, tmp_path):
+    pytest.importorskip("matplotlib", reason='training extras not installed: pip install -e ".[train]"')
     result = evaluate.evaluate(model_dir, "PrivateTest", archive)
     out = tmp_path / "report"
     markdown = evaluate.write_report(result, out, run_dir, command="python -m training.evaluate X")
@@ -74,6 +75,7 @@ def test_report_files(model_dir, archive, run_dir, tmp_path):
 
 
 def test_cli_prints_accuracy_and_skips_curves_without_a_run(model_dir, archive, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason='training extras not installed: pip install -e ".[train]"')
     out = tmp_path / "cli"
     assert evaluate.main([str(model_dir), "--split", "PublicTest", "--out", str(out), "--data", str(archive),
                           "--no-examples"]) == 0
@@ -96,6 +98,7 @@ def test_unknown_dataset_in_config(tmp_path):
 
 def test_another_dataset_is_scored_over_the_emotions_both_name(tmp_path, archive):
     """A FER+-style model scored on FER2013 (image folders): only the shared emotions, renormalised."""
+    pytest.importorskip("matplotlib", reason='training extras not installed: pip install -e ".[train]"')
     model = write_model_folder(tmp_path / "plus", ("happy", "contempt", "sad"), name="emofer/plus3",
                                trained_on={"dataset": "ferplus"})
     result = evaluate.evaluate(model, "PrivateTest", archive, dataset="fer2013")
