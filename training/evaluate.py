@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from training import data, metrics
 from training.runs import Run
-from training.report import confusion_table, render, table
+from training.report import command_line, confusion_table, render, table
 
 log = logging.getLogger("emofer.training")
 
@@ -110,11 +109,6 @@ def evaluate(model_dir: str | Path, split: str = "PrivateTest", data_root: str |
     return Evaluation(model_dir, config, faces, probabilities, metrics.scores(confusion, labels),
                       metrics.calibration(probabilities, faces.labels), sha256_of(model_dir / MODEL_NAME),
                       "" if dataset == own else dataset)
-
-
-def command_line(module: str, argv: Sequence[str | Path]) -> str:
-    """The shell command ``python -m MODULE ARGV...`` that reports record."""
-    return " ".join(["python -m", module, *(shlex.quote(str(arg)) for arg in argv)])
 
 
 def default_out(config: ModelConfig) -> Path:

@@ -8,6 +8,7 @@ loops in the template. Like huggingface_hub's ``ModelCard.from_template``, minus
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from string import Template
@@ -50,3 +51,8 @@ def confusion_table(labels: Sequence[str], confusion: Iterable[Sequence[int]]) -
     """A confusion matrix of counts (rows: true, columns: predicted) as a Markdown table."""
     return table(["true \\ predicted", *labels], [[label, *row] for label, row in zip(labels, confusion)],
                  "l" + "r" * len(labels))
+
+
+def command_line(module: str, argv: Sequence[str | Path]) -> str:
+    """The shell command ``python -m MODULE ARGV...`` that reports record."""
+    return " ".join(["python -m", module, *(shlex.quote(str(arg)) for arg in argv)])

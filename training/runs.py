@@ -69,7 +69,7 @@ def training_command(recipe: dict[str, Any]) -> str:
     """The ``python -m training.train ...`` command that produced a run (from its recipe's ``command``)."""
     import shlex
 
-    from training.evaluate import command_line  # evaluate reads runs through this module
+    from training.report import command_line
 
     argv = shlex.split(str(recipe.get("command", "")))[1:]
     return command_line("training.train", argv or ["--recipe", recipe.get("name", "?"), "--out", "RUN_DIR"])
