@@ -301,3 +301,17 @@ def test_job_killed_three_times_and_resumed_equals_one_clean_run(ray_local, inpu
     assert finished.returncode == 0, finished.stderr
     assert_table(out, folder, expected, corrupt)
     assert not list(out.glob(".*")), "no temporary file is left"
+
+
+def test_cli_resume_appends_and_a_second_run_adds_nothing(ray_local, inputs, expected, tmp_path: Path, capsys) -> None:
+    from emofer.cli import main
+
+    folder, images, corrupt = copy_inputs(inputs, tmp_path / "photos")
+    out = tmp_path / "faces.parquet"
+    assert main(["predict", str(images[0]), str(images[1]), "--ray", "--out", str(out), "--resume"]) == 0
+    code = main(["predict", str(folder), "--ray", "--out", str(out), "--resume"])
+    assert code == 1  # EXIT_UNREADABLE: the corrupt files have error rows
+    assert "were done before" in capsys.readouterr().err
+    assert_table(out, folder, expected, corrupt)
+    assert main(["predict", str(images[0]), "--out", str(tmp_path / "x"), "--resume"]) == 2
+    assert "--resume works with --ray" in capsys.readouterr().err

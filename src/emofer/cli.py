@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
     predict.add_argument("--workers", type=options.count, default=1, metavar="N",
                          help="with --ray: recognizer actors (default: 1)")
+    predict.add_argument("--resume", action="store_true",
+                         help="with --ray: append to an existing --out, skipping inputs already in it (same path, "
+                              "size, mtime)")
     predict.set_defaults(run=_predict)
 
     video = commands.add_parser("video", parents=[model, bars], help="emotions over a video file or camera")
@@ -132,6 +135,8 @@ Item = tuple[str | None, str | Path]
 def _predict(args: argparse.Namespace) -> int:
     if args.ray:
         return _predict_ray(args)
+    if args.resume:
+        raise ParameterError("--resume works with --ray (it appends to a Parquet folder); drop it or add --ray")
     if args.paths.count(STDIN) > 1:
         raise ParameterError("- (standard input) can be read only once; give it once")
     items: list[Item] = [
@@ -243,11 +248,13 @@ def _predict_ray(args: argparse.Namespace) -> int:
     if STDIN in args.paths:
         raise ParameterError("predict --ray reads files, folders and URIs, not standard input (-)")
     local = [Path(text) for text in args.paths if "://" not in text]
-    check_new_folder(args.out, Inputs([p for p in local if not p.is_dir()], [p for p in local if p.is_dir()]))
+    if not args.resume:
+        check_new_folder(args.out, Inputs([p for p in local if not p.is_dir()], [p for p in local if p.is_dir()]))
     from .ray import predict_to_parquet
 
     spec = options.load_spec(args)  # every model option, checked here before Ray starts
-    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, spec=spec, workers=args.workers)
+    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, spec=spec, workers=args.workers,
+                                resume=args.resume)
     print(f"emofer: {report.summary()}", file=sys.stderr)
     return EXIT_UNREADABLE if report.failed else EXIT_OK
 
