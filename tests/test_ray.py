@@ -210,3 +210,23 @@ def test_example_script_joins_the_cluster_by_address(ray_local, tmp_path: Path) 
     assert process.returncode == 0, process.stdout + process.stderr
     assert f"joined {address}" in process.stdout and "faces" in process.stdout
     assert (tmp_path / "faces.parquet").is_dir()
+
+
+def test_quieting_ray_leaves_handlers_it_does_not_own_alone() -> None:
+    # A handler the user (or pytest's caplog) put on "ray.data" kept the ERROR level emofer's quieting gave it,
+    # so after a Ray run the user's logging dropped every warning (#28).
+    import logging
+
+    pytest.importorskip("ray.data", reason='Ray Data is not installed: pip install -e ".[ray]"')
+    from emofer.ray import _quiet_ray
+
+    logger = logging.getLogger("ray.data")
+    mine = logging.StreamHandler()
+    logger.addHandler(mine)
+    try:
+        _quiet_ray()
+        assert mine.level == logging.NOTSET
+        ray_console = [h for h in logger.handlers if type(h).__module__.startswith("ray.")]
+        assert all(h.level == logging.ERROR for h in ray_console if not isinstance(h, logging.FileHandler))
+    finally:
+        logger.removeHandler(mine)

@@ -55,15 +55,28 @@ class _FpsMeter:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the live view, added to a parser built on :func:`emofer.options.model_options`."""
-    parser.add_argument("source", nargs="?", default=None, metavar="SOURCE",
-                        help="camera index (0, 1, ...) or a video file (default: 0); the same as --source")
-    parser.add_argument("--source", dest="source_option", default=None, metavar="SOURCE",
-                        help="camera index (0, 1, ...) or a video file (default: 0)")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        metavar="SOURCE",
+        help="camera index (0, 1, ...) or a video file (default: 0); the same as --source",
+    )
+    parser.add_argument(
+        "--source",
+        dest="source_option",
+        default=None,
+        metavar="SOURCE",
+        help="camera index (0, 1, ...) or a video file (default: 0)",
+    )
     parser.add_argument("--no-window", action="store_true", help="do not open a window (record with --out)")
     parser.add_argument("--out", default=None, help="also write the annotated video here (.mp4, .avi)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace --out if it exists (the source is never written)")
-    parser.add_argument("--max-frames", type=options.frames, default=None, metavar="N", help="stop after this many frames")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (the source is never written)"
+    )
+    parser.add_argument(
+        "--max-frames", type=options.frames, default=None, metavar="N", help="stop after this many frames"
+    )
     parser.add_argument("--no-bars", action="store_true", help="hide the per-emotion probability bars")
 
 
@@ -110,8 +123,9 @@ def live(args: argparse.Namespace) -> int:
         recognizer = options.load_recognizer(args)
         return _run(recognizer, source, args, writer, window)
     except cv2.error as exc:
-        raise EmoferError(f"OpenCV could not show a window ({str(exc).strip().splitlines()[-1]}); "
-                          f"{RECORD_INSTEAD}") from exc
+        raise EmoferError(
+            f"OpenCV could not show a window ({str(exc).strip().splitlines()[-1]}); {RECORD_INSTEAD}"
+        ) from exc
     finally:
         if window:
             cv2.destroyAllWindows()
@@ -129,8 +143,9 @@ def summary(frames: int, out: str | None) -> str:
     return f"{frames} frames" + (f", saved to {out}" if out else "")
 
 
-def _run(recognizer: FacePredictor, source: str, args: argparse.Namespace, writer: VideoFileWriter | None,
-         window: bool) -> int:
+def _run(
+    recognizer: FacePredictor, source: str, args: argparse.Namespace, writer: VideoFileWriter | None, window: bool
+) -> int:
     """The frame loop; returns the number of frames shown or written. Ctrl-C ends it like q does."""
     meter, frames = _FpsMeter(), 0
     try:

@@ -1,11 +1,11 @@
 """The ``emofer`` command: emotions of images, folders and videos; environment and model cache.
 
-    emofer predict photo.jpg photos/ --csv > faces.csv
-    emofer predict photos/ --out annotated/ --bars
-    emofer video clip.mp4 --out annotated.mp4 --table faces.csv --every 2
-    emofer cam --source 1                 # live view (also installed as emofer-cam)
-    emofer download emofer/fer7 --revision v1
-    emofer info
+emofer predict photo.jpg photos/ --csv > faces.csv
+emofer predict photos/ --out annotated/ --bars
+emofer video clip.mp4 --out annotated.mp4 --table faces.csv --every 2
+emofer cam --source 1                 # live view (also installed as emofer-cam)
+emofer download emofer/fer7 --revision v1
+emofer info
 """
 
 from __future__ import annotations
@@ -29,9 +29,17 @@ from .errors import EmoferError, ImageReadError, ParameterError
 from .fetch import fetch_url, is_url
 from .gui import opencv_gui
 from .io import load_image
-from .outputs import WRITABLE_SUFFIXES, Inputs, check_new_folder, check_output_file, check_output_folder, copy_names, \
-    write_image
+from .outputs import (
+    WRITABLE_SUFFIXES,
+    Inputs,
+    check_new_folder,
+    check_output_file,
+    check_output_folder,
+    copy_names,
+    write_image,
+)
 from .progress import Progress
+from .results import Face
 from .sources import IMAGE_SUFFIXES, image_sources
 from .table import RowWriter, format_for
 from .video import FrameResult, analyze_video_frames, video_format, write_table, write_video
@@ -66,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = options.Parser(prog="emofer", description="Facial emotion recognition.")
+    # typed as the base class: its subcommands (options.Parser too, at run time) take plain parents
+    parser: argparse.ArgumentParser = options.Parser(prog="emofer", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"emofer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help=options.VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -74,51 +83,80 @@ def _parser() -> argparse.ArgumentParser:
     model = options.model_options()
     bars = argparse.ArgumentParser(add_help=False)
     bars.add_argument("--bars", action="store_true", help="draw per-emotion probability bars in annotated output")
-    bars.add_argument("--overwrite", action="store_true",
-                      help="replace output files that already exist (inputs are never written)")
+    bars.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist (inputs are never written)"
+    )
 
     predict = commands.add_parser("predict", parents=[model, bars], help="emotions of the faces in images and folders")
-    predict.add_argument("paths", nargs="+", metavar="PATH",
-                         help="image files, folders (searched recursively), http(s) URLs of images, or - (an image "
-                              "on standard input)")
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (searched recursively), http(s) URLs of images, or - (an image on standard input)",
+    )
     form = predict.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON object per face (JSON lines)")
     form.add_argument("--csv", action="store_true", help="one CSV row per face, with a header")
-    predict.add_argument("--out", default=None,
-                         help="folder for annotated copies of the images; for one image, a name with an image suffix "
-                              "(.png, .jpg) is the file to write (with --ray: the Parquet folder to write)")
-    predict.add_argument("--ray", action="store_true", help='run on Ray Data, one row per face to --out (needs emofer[ray])')
-    predict.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
-    predict.add_argument("--workers", type=options.count, default=1, metavar="N",
-                         help="with --ray: recognizer actors (default: 1)")
-    predict.add_argument("--resume", action="store_true",
-                         help="with --ray: append to an existing --out, skipping inputs already in it (same path, "
-                              "size, mtime)")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="folder for annotated copies of the images; for one image, a name with an image suffix "
+        "(.png, .jpg) is the file to write (with --ray: the Parquet folder to write)",
+    )
+    predict.add_argument(
+        "--ray", action="store_true", help="run on Ray Data, one row per face to --out (needs emofer[ray])"
+    )
+    predict.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local one)",
+    )
+    predict.add_argument(
+        "--workers", type=options.count, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)"
+    )
+    predict.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --ray: append to an existing --out, skipping inputs already in it (same path, size, mtime)",
+    )
     predict.set_defaults(run=_predict)
 
     video = commands.add_parser("video", parents=[model, bars], help="emotions over a video file or camera")
     video.add_argument("source", help="video file, stream URL or camera index (0, 1, ...)")
     video.add_argument("--out", type=Path, default=None, help="annotated video to write (.mp4, .avi)")
     video.add_argument("--table", type=Path, default=None, help="per-face table to write (.csv, .json, .jsonl)")
-    video.add_argument("--every", type=options.count, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
-    video.add_argument("--max-frames", type=options.frames, default=None, metavar="N", help="stop after N analysed frames")
+    video.add_argument(
+        "--every", type=options.count, default=1, metavar="N", help="analyse every N-th frame (default: 1)"
+    )
+    video.add_argument(
+        "--max-frames", type=options.frames, default=None, metavar="N", help="stop after N analysed frames"
+    )
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
     video.set_defaults(run=_video)
 
-    live = commands.add_parser("cam", parents=[model], help="live emotions from a camera or video, in a window",
-                               description=cam.DESCRIPTION)
+    live = commands.add_parser(
+        "cam", parents=[model], help="live emotions from a camera or video, in a window", description=cam.DESCRIPTION
+    )
     cam.add_arguments(live)
     live.set_defaults(run=_cam)
 
-    download = commands.add_parser("download", parents=[options.verbose_options()], help="fetch an emofer model into the cache for offline use")
+    download = commands.add_parser(
+        "download", parents=[options.verbose_options()], help="fetch an emofer model into the cache for offline use"
+    )
     download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
     download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
-    download.add_argument("--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
-    download.add_argument("--yunet", action="store_true",
-                          help="nothing to fetch: the YuNet face detector is bundled; prints where it is")
+    download.add_argument(
+        "--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)"
+    )
+    download.add_argument(
+        "--yunet", action="store_true", help="nothing to fetch: the YuNet face detector is bundled; prints where it is"
+    )
     download.set_defaults(run=_download)
 
-    info = commands.add_parser("info", parents=[options.verbose_options()], help="versions, accelerators, GUI support and cached models")
+    info = commands.add_parser(
+        "info", parents=[options.verbose_options()], help="versions, accelerators, GUI support and cached models"
+    )
     info.set_defaults(run=_info)
     return parser
 
@@ -141,11 +179,15 @@ def _predict(args: argparse.Namespace) -> int:
         raise ParameterError("- (standard input) can be read only once; give it once")
     items: list[Item] = [
         (None if isinstance(path, str) else text, path)
-        for text in args.paths for path, _ in ([(STDIN, None)] if text == STDIN else image_sources([text]))]
+        for text in args.paths
+        for path, _ in ([(STDIN, None)] if text == STDIN else image_sources([text]))
+    ]
     plan = _plan_copies(args, items)
     if not plan:
-        raise EmoferError(f"no images found in {', '.join(args.paths)} (folders are searched recursively "
-                          f"for {' '.join(sorted(IMAGE_SUFFIXES))}); pass image files or folders holding some")
+        raise EmoferError(
+            f"no images found in {', '.join(args.paths)} (folders are searched recursively "
+            f"for {' '.join(sorted(IMAGE_SUFFIXES))}); pass image files or folders holding some"
+        )
     recognizer = options.load_recognizer(args)
     fmt = "jsonl" if args.json else "csv" if args.csv else None
     table = RowWriter(sys.stdout, fmt, ("file",), recognizer.labels) if fmt else None
@@ -165,10 +207,13 @@ def _predict(args: argparse.Namespace) -> int:
                 bar.update()
         faces = recognizer.predict(image)
         if table is not None:
-            for face in faces or [None]:
+            rows: list[Face | None] = [*faces] or [None]  # one empty row for an image without faces
+            for face in rows:
                 table.write({"file": str(path)}, face)
         else:
-            found = ", ".join(f"{'unsure: ' * f.abstained}{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces)
+            found = ", ".join(
+                f"{'unsure: ' * f.abstained}{f.emotion} {f.confidence:.0%} at {tuple(f.box)}" for f in faces
+            )
             print(f"{path}: {found or 'no face found'}")
         if target is not None and target not in written:  # the same image given twice is written once
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -195,16 +240,23 @@ def _plan_copies(args: argparse.Namespace, items: list[Item]) -> list[tuple[str 
         inputs = Inputs([Path(path) for argument, path in items if argument is not None], folders)
         return [(path, check_output_file(out, inputs, overwrite=args.overwrite)) for _, path in items]
     if _image_name(args.out):
-        raise ParameterError(f"--out {args.out} names an image file, but the inputs are {_described(args.paths)}; "
-                             f"give a folder for their annotated copies (e.g. --out annotated/)")
+        raise ParameterError(
+            f"--out {args.out} names an image file, but the inputs are {_described(args.paths)}; "
+            f"give a folder for their annotated copies (e.g. --out annotated/)"
+        )
     skipped = Inputs(skipped=[out])  # the output folder is not searched
-    items = [(argument, path) for argument, path in items
-             if argument is None or not Path(argument).is_dir() or not skipped.is_skipped(path)]
+    items = [
+        (argument, path)
+        for argument, path in items
+        if argument is None or not Path(argument).is_dir() or not skipped.is_skipped(path)
+    ]
     inputs = Inputs([Path(path) for argument, path in items if argument is not None], folders, skipped=[out])
     check_output_folder(out, inputs, create=False)
     names = copy_names([(argument, STDIN_NAME if path == STDIN else path) for argument, path in items])
-    targets = [check_output_file(out / name, inputs, overwrite=args.overwrite, make_parents=True, probe=False)
-               for name in names]
+    targets = [
+        check_output_file(out / name, inputs, overwrite=args.overwrite, make_parents=True, probe=False)
+        for name in names
+    ]
     if items:
         check_output_folder(out, inputs)
     return [(path, target) for (_, path), target in zip(items, targets)]
@@ -215,8 +267,10 @@ def _out_is_a_file(out: str, paths: list[str]) -> bool:
     single = len(paths) == 1 and (paths[0] == STDIN or is_url(paths[0]) or not Path(paths[0]).is_dir())
     named = _image_name(out)
     if single and named and Path(out).suffix.lower() not in WRITABLE_SUFFIXES:
-        raise ParameterError(f"cannot write an annotated {Path(out).suffix} image; name --out "
-                             f"with one of {' '.join(sorted(WRITABLE_SUFFIXES))}")
+        raise ParameterError(
+            f"cannot write an annotated {Path(out).suffix} image; name --out "
+            f"with one of {' '.join(sorted(WRITABLE_SUFFIXES))}"
+        )
     return single and named
 
 
@@ -253,8 +307,9 @@ def _predict_ray(args: argparse.Namespace) -> int:
     from .ray import predict_to_parquet
 
     spec = options.load_spec(args)  # every model option, checked here before Ray starts
-    report = predict_to_parquet(args.paths, args.out, address=args.ray_address, spec=spec, workers=args.workers,
-                                resume=args.resume)
+    report = predict_to_parquet(
+        args.paths, args.out, address=args.ray_address, spec=spec, workers=args.workers, resume=args.resume
+    )
     print(f"emofer: {report.summary()}", file=sys.stderr)
     return EXIT_UNREADABLE if report.failed else EXIT_OK
 
@@ -273,8 +328,14 @@ def _video(args: argparse.Namespace) -> int:
         video_format(args.out)
         check_output_file(args.out, inputs, overwrite=args.overwrite)
     recognizer = options.load_recognizer(args)
-    pairs = analyze_video_frames(recognizer, args.source, every_n_frames=args.every, smooth=not args.no_smooth,
-                                 max_frames=args.max_frames, progress=sys.stderr.isatty())
+    pairs = analyze_video_frames(
+        recognizer,
+        args.source,
+        every_n_frames=args.every,
+        smooth=not args.no_smooth,
+        max_frames=args.max_frames,
+        progress=sys.stderr.isatty(),
+    )
     results = []
 
     def keep(pairs: Iterator[tuple[np.ndarray, FrameResult]]) -> Iterator[tuple[np.ndarray, FrameResult]]:
@@ -320,8 +381,10 @@ def _download(args: argparse.Namespace) -> int:
     from .recognizer import EmotionRecognizer
 
     if args.model is None and not args.yunet:
-        raise ParameterError("name a model to download, e.g. emofer download emofer/fer7 "
-                             "(the YuNet face detector is bundled: nothing to download)")
+        raise ParameterError(
+            "name a model to download, e.g. emofer download emofer/fer7 "
+            "(the YuNet face detector is bundled: nothing to download)"
+        )
     if args.model is not None:
         recognizer = EmotionRecognizer.from_spec(options.load_spec(args, detector="none"))
         folder = recognizer.classifier.model_path.parent
@@ -343,10 +406,17 @@ def _info(args: argparse.Namespace) -> int:
         ("python", f"{platform.python_version()} on {platform.platform(terse=True)}"),
         ("numpy", numpy.__version__),
         ("onnxruntime", f"{onnxruntime.__version__}, providers: {', '.join(onnxruntime.get_available_providers())}"),
-        ("opencv", f"{cv2.__version__}, " + (f"GUI: {gui}" if gui else "headless (no windows: emofer-cam needs --no-window)")),
+        (
+            "opencv",
+            f"{cv2.__version__}, " + (f"GUI: {gui}" if gui else "headless (no windows: emofer-cam needs --no-window)"),
+        ),
         ("face detector", _yunet_info()),
-        ("haar cascades", "available" if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data") else
-         'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.8,<5"'),
+        (
+            "haar cascades",
+            "available"
+            if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")
+            else 'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.12,<5"',
+        ),
         ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),
         ("bundled models", ", ".join(hub.bundled_models()) or "none"),
         ("cached models", ", ".join(_cached_models()) or "none"),

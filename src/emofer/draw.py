@@ -40,18 +40,28 @@ PANEL_OPACITY = 0.6
 
 #: BGR colour per emotion (FER2013 and FER+ names); other labels get one from FALLBACK_COLORS.
 EMOTION_COLORS: dict[str, Color] = {
-    "angry": (40, 40, 220), "anger": (40, 40, 220),
+    "angry": (40, 40, 220),
+    "anger": (40, 40, 220),
     "disgust": (40, 150, 40),
     "fear": (170, 60, 160),
-    "happy": (0, 210, 255), "happiness": (0, 210, 255),
-    "sad": (200, 120, 30), "sadness": (200, 120, 30),
+    "happy": (0, 210, 255),
+    "happiness": (0, 210, 255),
+    "sad": (200, 120, 30),
+    "sadness": (200, 120, 30),
     "surprise": (0, 130, 255),
     "neutral": (185, 185, 185),
     "contempt": (150, 150, 0),
 }
 #: BGR colour of a face the recognizer abstained on (its top probability below min_confidence).
 ABSTAINED_COLOR: Color = (110, 110, 110)
-FALLBACK_COLORS: tuple[Color, ...] = ((255, 128, 0), (128, 0, 255), (0, 255, 128), (255, 0, 128), (128, 255, 0), (0, 128, 255))
+FALLBACK_COLORS: tuple[Color, ...] = (
+    (255, 128, 0),
+    (128, 0, 255),
+    (0, 255, 128),
+    (255, 0, 128),
+    (128, 255, 0),
+    (0, 128, 255),
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,12 @@ class _Style:
         """This style with text, padding and bars ``factor`` times the size (lines as they are)."""
         if factor == 1.0:
             return self
-        return replace(self, font_scale=self.font_scale * factor, pad=max(1, round(self.pad * factor)),
-                       bar_length=max(12, round(self.bar_length * factor)))
+        return replace(
+            self,
+            font_scale=self.font_scale * factor,
+            pad=max(1, round(self.pad * factor)),
+            bar_length=max(12, round(self.bar_length * factor)),
+        )
 
     def panel_size(self, face: Face) -> tuple[int, int]:
         """(width, height) of the probability panel of ``face``: a row per label."""
@@ -128,7 +142,7 @@ def draw(image: ImageInput, faces: Iterable[Face], *, bars: bool = False, color:
     style = _Style.for_image(canvas)
     faces = [face for face in faces if face.probabilities]
     placements = layout(canvas.shape, faces, bars=bars)
-    for face, place in zip(faces, placements):
+    for face in faces:
         _draw_box(canvas, face, style)
     for face, place in zip(faces, placements):  # tags and panels over every box
         _tag(canvas, _tag_text(face), place.tag[0], place.tag[1], _face_color(face), style)
@@ -151,13 +165,12 @@ def layout(shape: tuple[int, ...], faces: Sequence[Face], *, bars: bool = False)
     boxes = [_rect(face.box) for face in faces]
     tags: list[Rect] = []
     for index, face in enumerate(faces):
-        others = boxes[:index] + boxes[index + 1:]
+        others = boxes[:index] + boxes[index + 1 :]
         tags.append(_place_tag(boxes[index], style.text_size(_tag_text(face)), (width, height), others + tags))
     placements = []
     panels: list[Rect] = []
     for box, tag, face in zip(boxes, tags, faces):
-        panel, scale = (_place_panel(box, face, style, (width, height), boxes + tags + panels) if bars
-                        else (None, 1.0))
+        panel, scale = _place_panel(box, face, style, (width, height), boxes + tags + panels) if bars else (None, 1.0)
         if panel is not None:
             panels.append(panel)
         placements.append(Placement(box, tag, panel, scale))
@@ -167,8 +180,15 @@ def layout(shape: tuple[int, ...], faces: Sequence[Face], *, bars: bool = False)
 def _place_tag(box: Rect, size: tuple[int, int], image: tuple[int, int], taken: list[Rect]) -> Rect:
     x, y, w, h = box
     tag_w, tag_h = size
-    candidates = [(x, y - tag_h), (x, y + h), (x, y),  # above, below, inside the top edge
-                  (x + w - tag_w, y - tag_h), (x + w - tag_w, y + h), (x + w, y), (x - tag_w, y)]
+    candidates = [
+        (x, y - tag_h),
+        (x, y + h),
+        (x, y),  # above, below, inside the top edge
+        (x + w - tag_w, y - tag_h),
+        (x + w - tag_w, y + h),
+        (x + w, y),
+        (x - tag_w, y),
+    ]
     placed = [_clip((cx, cy, tag_w, tag_h), image) for cx, cy in candidates]
     return min(placed, key=lambda rect: sum(_overlap_area(rect, other) for other in taken))  # first of the least
 
@@ -179,15 +199,23 @@ def _overlap_area(a: Rect, b: Rect) -> int:
     return max(0, width) * max(0, height)
 
 
-def _place_panel(box: Rect, face: Face, style: _Style, image: tuple[int, int],
-                 taken: list[Rect]) -> tuple[Rect | None, float]:
+def _place_panel(
+    box: Rect, face: Face, style: _Style, image: tuple[int, int], taken: list[Rect]
+) -> tuple[Rect | None, float]:
     x, y, w, h = box
     gap = style.pad
     for scale in PANEL_SCALES:
         panel_w, panel_h = style.scaled(scale).panel_size(face)
-        candidates = [(x + w + gap, y), (x - gap - panel_w, y), (x + w + gap, y + h - panel_h),
-                      (x - gap - panel_w, y + h - panel_h), (x, y + h + gap), (x, y - gap - panel_h),
-                      (x + w - panel_w, y + h + gap), (x + w - panel_w, y - gap - panel_h)]
+        candidates = [
+            (x + w + gap, y),
+            (x - gap - panel_w, y),
+            (x + w + gap, y + h - panel_h),
+            (x - gap - panel_w, y + h - panel_h),
+            (x, y + h + gap),
+            (x, y - gap - panel_h),
+            (x + w - panel_w, y + h + gap),
+            (x + w - panel_w, y - gap - panel_h),
+        ]
         for left, top in candidates:
             rect = (left, top, panel_w, panel_h)
             if _inside(rect, image) and not any(_overlap(rect, other) for other in taken):
@@ -260,8 +288,16 @@ def _bars(canvas: np.ndarray, face: Face, style: _Style, panel: Rect) -> None:
     for row, label in enumerate(labels):
         row_top = top + row * row_height
         baseline_y = row_top + row_height - style.pad - baseline
-        cv2.putText(canvas, label, (left + style.pad, baseline_y), FONT, style.font_scale,
-                    (255, 255, 255), style.text_thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            label,
+            (left + style.pad, baseline_y),
+            FONT,
+            style.font_scale,
+            (255, 255, 255),
+            style.text_thickness,
+            cv2.LINE_AA,
+        )
         bar_left = left + label_width + style.pad
         length = round(style.bar_length * float(np.clip(face.probabilities[label], 0.0, 1.0)))
         bar_top, bar_bottom = row_top + style.pad, row_top + row_height - style.pad

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -28,11 +27,17 @@ from .imagesize import declared_size, overrun
 from .validate import COLOR_ORDERS, as_uint8, check_color, check_scalar, to_bgr
 
 __all__ = [
-    "ImageInput", "load_image", "as_uint8", "COLOR_ORDERS", "MAX_IMAGE_PIXELS", "MAX_PIXELS_ENV",
-    "max_image_pixels", "check_pixels",
+    "ImageInput",
+    "load_image",
+    "as_uint8",
+    "COLOR_ORDERS",
+    "MAX_IMAGE_PIXELS",
+    "MAX_PIXELS_ENV",
+    "max_image_pixels",
+    "check_pixels",
 ]
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 #: Default largest image (width x height) decoded from a file or bytes, and video frame size:
 #: 100 megapixels (a 10000 x 10000 image, 300 MB as BGR). Assign to change it for the process.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -52,8 +57,10 @@ def load_image(image: ImageInput, color: str = "bgr", *, max_pixels: int | None 
     elif isinstance(image, (bytes, bytearray, memoryview)):
         pixels = _decode(bytes(image), "the given bytes", max_pixels)
     elif is_url(image):
-        raise ImageReadError(f"{image} is a URL: emofer reads files, bytes and arrays, and fetches nothing "
-                             "by itself; pass emofer.fetch.fetch_url(url) (the bytes) or a downloaded file")
+        raise ImageReadError(
+            f"{image} is a URL: emofer reads files, bytes and arrays, and fetches nothing "
+            "by itself; pass emofer.fetch.fetch_url(url) (the bytes) or a downloaded file"
+        )
     elif isinstance(image, (str, os.PathLike)):
         pixels = _decode(_read_file(Path(image)), str(image), max_pixels)
     elif image is None:
@@ -85,8 +92,10 @@ def max_image_pixels(override: int | None = None) -> int:
         if not text:
             return int(MAX_IMAGE_PIXELS)
         if not text.isdigit() or int(text) < 1:
-            raise ImageReadError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number "
-                                 "of pixels; set it to e.g. 200000000 or unset it")
+            raise ImageReadError(
+                f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number "
+                "of pixels; set it to e.g. 200000000 or unset it"
+            )
         return int(text)
     return int(check_scalar(override, "max_pixels", int, min_val=1, describe="a positive whole number of pixels"))
 

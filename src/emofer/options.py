@@ -24,8 +24,18 @@ if TYPE_CHECKING:
     from .recognizer import EmotionRecognizer, LoadSpec
 
 __all__ = [
-    "VERBOSE_HELP", "Parser", "verbose_options", "model_options", "configure_logging", "load_spec", "load_recognizer",
-    "number", "probability", "pixels", "count", "frames",
+    "VERBOSE_HELP",
+    "Parser",
+    "verbose_options",
+    "model_options",
+    "configure_logging",
+    "load_spec",
+    "load_recognizer",
+    "number",
+    "probability",
+    "pixels",
+    "count",
+    "frames",
 ]
 
 VERBOSE_HELP = "log what is loaded from where"
@@ -57,16 +67,34 @@ def model_options() -> argparse.ArgumentParser:
     detector, the smallest face and the confidence below which a face is marked unsure."""
     parser = argparse.ArgumentParser(add_help=False, parents=[verbose_options()])
     parser.add_argument("--model", default=None, help="model folder, .onnx file or Hub repo id (default: bundled)")
-    parser.add_argument("--revision", default=None,
-                        help="with a Hub repo id: the tag, branch or commit to load (default: the bundled copy of a "
-                             "bundled name, else main)")
-    parser.add_argument("--threads", type=count, default=None, metavar="N",
-                        help="threads ONNX Runtime uses per image (default: its own choice)")
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the tag, branch or commit to load (default: the bundled copy of a "
+        "bundled name, else main)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        metavar="N",
+        help="threads ONNX Runtime uses per image (default: its own choice)",
+    )
     parser.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="face detector (default: auto)")
-    parser.add_argument("--min-face", type=pixels, default=None, metavar="PX",
-                        help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)")
-    parser.add_argument("--min-confidence", type=probability, default=0.0, metavar="P",
-                        help="abstain (mark the face unsure) when the top probability is below P (default: 0, never)")
+    parser.add_argument(
+        "--min-face",
+        type=pixels,
+        default=None,
+        metavar="PX",
+        help="smallest face (pixels) YuNet must find; smaller is slower (default: 32)",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="abstain (mark the face unsure) when the top probability is below P (default: 0, never)",
+    )
     return parser
 
 

@@ -33,9 +33,21 @@ import numpy as np
 from .errors import OutputError
 
 __all__ = [
-    "Inputs", "as_inputs", "check_output_folder", "check_output_file", "check_new_folder", "copy_names", "atomic_path",
+    "Inputs",
+    "as_inputs",
+    "check_output_folder",
+    "check_output_file",
+    "check_new_folder",
+    "copy_names",
+    "atomic_path",
     "new_folder",
-    "commit", "temporary_path", "open_text", "write_image", "write_bytes", "WRITABLE_SUFFIXES", "OVERWRITE_HINT",
+    "commit",
+    "temporary_path",
+    "open_text",
+    "write_image",
+    "write_bytes",
+    "WRITABLE_SUFFIXES",
+    "OVERWRITE_HINT",
 ]
 
 #: Suffixes OpenCV can write an image as; annotated copies of other images are saved as PNG.
@@ -54,8 +66,9 @@ class Inputs:
     """What a run reads: files (matched by identity: same path, hard link or symlink) and the folders
     it searches, less the ``skipped`` folders it leaves out while searching."""
 
-    def __init__(self, files: Iterable[PathLike] = (), folders: Iterable[PathLike] = (),
-                 skipped: Iterable[PathLike] = ()) -> None:
+    def __init__(
+        self, files: Iterable[PathLike] = (), folders: Iterable[PathLike] = (), skipped: Iterable[PathLike] = ()
+    ) -> None:
         self.files = [Path(f) for f in files]
         self.folders = [Path(f) for f in folders]
         self.skipped = [_resolve(Path(f)) for f in skipped]
@@ -94,8 +107,14 @@ def as_inputs(inputs: Inputs | Iterable[PathLike] | None) -> Inputs:
     return Inputs([] if inputs is None else [p for p in inputs if os.path.exists(p)])
 
 
-def check_output_file(path: PathLike, inputs: Inputs | None = None, *, overwrite: bool = False,
-                      make_parents: bool = False, probe: bool = True) -> Path:
+def check_output_file(
+    path: PathLike,
+    inputs: Inputs | None = None,
+    *,
+    overwrite: bool = False,
+    make_parents: bool = False,
+    probe: bool = True,
+) -> Path:
     """Check that ``path`` may be written: not an input, not in a folder being read, not a folder,
     new unless ``overwrite``, in a folder that exists (or will: ``make_parents``) and takes files
     (``probe``: tried with a temporary file)."""
@@ -104,8 +123,9 @@ def check_output_file(path: PathLike, inputs: Inputs | None = None, *, overwrite
     source = inputs.source(path)
     if source is not None:
         same = "" if _resolve(source) == _resolve(path) and str(source) == str(path) else f" ({path} is {source})"
-        raise OutputError(f"{path} is an input{same}: emofer never writes over its inputs; write the result "
-                          "to another file or folder")
+        raise OutputError(
+            f"{path} is an input{same}: emofer never writes over its inputs; write the result to another file or folder"
+        )
     around = inputs.read_folder_around(path)
     if around is not None:
         raise OutputError(f"{path} is inside {around}, which is being read; write the result outside it")
@@ -117,8 +137,10 @@ def check_output_file(path: PathLike, inputs: Inputs | None = None, *, overwrite
     if not folder.is_dir():
         if make_parents:
             raise OutputError(f"cannot create the folder of {path}: {folder} is a file; pass another --out")
-        raise OutputError(f"cannot write {path}: the folder {folder} does not exist; "
-                          f"create it first (mkdir -p {folder}) or pick another path")
+        raise OutputError(
+            f"cannot write {path}: the folder {folder} does not exist; "
+            f"create it first (mkdir -p {folder}) or pick another path"
+        )
     if probe:
         _probe(folder)
     return path
@@ -132,21 +154,25 @@ def check_output_folder(path: PathLike, inputs: Inputs | None = None, *, create:
     if inputs.source(path) is not None:
         raise OutputError(f"the output folder {path} is an input file; pass a folder for the results")
     if inputs.folder(path) is not None:
-        raise OutputError(f"the output folder {path} is the input folder {inputs.folder(path)}; "
-                          "write the results to another folder (e.g. --out annotated/)")
+        raise OutputError(
+            f"the output folder {path} is the input folder {inputs.folder(path)}; "
+            "write the results to another folder (e.g. --out annotated/)"
+        )
     if path.exists() and not path.is_dir():
         raise OutputError(f"the output folder {path} is a file; pass a folder for the results")
     parent = _existing_parent(path)
     if not parent.is_dir():
-        raise OutputError(f"cannot create the output folder {path} ({parent} is a file); "
-                          "pass a folder you can write to")
+        raise OutputError(
+            f"cannot create the output folder {path} ({parent} is a file); pass a folder you can write to"
+        )
     if not create:
         return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output folder {path} ({_reason(exc)}); "
-                          "pass a folder you can write to") from exc
+        raise OutputError(
+            f"cannot create the output folder {path} ({_reason(exc)}); pass a folder you can write to"
+        ) from exc
     _probe(path)
     return path
 
@@ -186,8 +212,10 @@ def copy_names(items: Sequence[tuple[PathLike | None, PathLike]]) -> list[Path]:
         anchors = [os.path.dirname(os.path.abspath(argument)) for argument, _ in items if argument is not None]
         if anchors:
             common = os.path.commonpath(anchors)
-            names = [name if argument is None else _writable(Path(os.path.relpath(os.path.abspath(image), common)))
-                     for (argument, image), name in zip(items, names)]
+            names = [
+                name if argument is None else _writable(Path(os.path.relpath(os.path.abspath(image), common)))
+                for (argument, image), name in zip(items, names)
+            ]
     return _numbered(names, keys)
 
 
@@ -247,8 +275,9 @@ def temporary_path(path: Path) -> Path:
     try:
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=PART + path.suffix)
     except OSError as exc:
-        raise OutputError(f"cannot write {path} ({_reason(exc)}); check that its folder exists and is writable") \
-            from exc
+        raise OutputError(
+            f"cannot write {path} ({_reason(exc)}); check that its folder exists and is writable"
+        ) from exc
     os.close(handle)
     os.chmod(name, 0o666 & ~_UMASK)  # mkstemp's file is private; the result gets the usual permissions
     return Path(name)
@@ -266,8 +295,9 @@ def write_image(image: np.ndarray, path: PathLike, *, overwrite: bool = False, i
     """Encode a BGR image by ``path``'s suffix (.jpg, .png, ...) and write it under the policy."""
     path = Path(path)
     if path.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise OutputError(f"cannot write an image as {path.name}; use a name ending in "
-                          f"{', '.join(sorted(WRITABLE_SUFFIXES))}")
+        raise OutputError(
+            f"cannot write an image as {path.name}; use a name ending in {', '.join(sorted(WRITABLE_SUFFIXES))}"
+        )
     ok, encoded = cv2.imencode(path.suffix, image)
     if not ok:
         raise OutputError(f"OpenCV could not encode {path}")
@@ -350,8 +380,9 @@ def _probe(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise OutputError(f"cannot write in the folder {folder} ({_reason(exc)}); "
-                          "pass a folder you can write to") from exc
+        raise OutputError(
+            f"cannot write in the folder {folder} ({_reason(exc)}); pass a folder you can write to"
+        ) from exc
 
 
 def _reason(exc: OSError) -> str:

@@ -49,9 +49,21 @@ if TYPE_CHECKING:
     from .detect import DetectorSpec
     from .recognizer import EmotionRecognizer, LoadSpec
 
-__all__ = ["FaceRows", "VideoRows", "RunReport", "faces_dataset", "video_faces_dataset", "write_faces",
-           "summarize", "image_paths", "connect", "predict_to_parquet", "write_shards", "shards_report",
-           "TaskFailedError"]
+__all__ = [
+    "FaceRows",
+    "VideoRows",
+    "RunReport",
+    "faces_dataset",
+    "video_faces_dataset",
+    "write_faces",
+    "summarize",
+    "image_paths",
+    "connect",
+    "predict_to_parquet",
+    "write_shards",
+    "shards_report",
+    "TaskFailedError",
+]
 
 log = logging.getLogger("emofer")
 
@@ -107,8 +119,12 @@ def row_schema(labels: Sequence[str]) -> pyarrow.Schema:
     }
     if set(face_types) != set(EMPTY_FACE):  # Face.to_dict() changed: give its new keys a type here
         raise EmoferError(f"emofer.ray's schema lists {sorted(face_types)}, Face.to_dict() has {sorted(EMPTY_FACE)}")
-    keys = [("file", pa.string()), ("frame_index", pa.int64()), ("timestamp_ms", pa.float64()),
-            ("face_index", pa.int64())]
+    keys = [
+        ("file", pa.string()),
+        ("frame_index", pa.int64()),
+        ("timestamp_ms", pa.float64()),
+        ("face_index", pa.int64()),
+    ]
     return pa.schema([*keys, *((name, face_types[name]) for name in EMPTY_FACE), ("error", pa.string())])
 
 
@@ -116,8 +132,10 @@ def face_rows(keys: dict[str, Any], faces: Sequence[Face]) -> list[dict[str, Any
     """One row per face (``face_index`` 0, 1, ...), or one empty row when there is none."""
     if not faces:
         return [{**dict.fromkeys(KEY_COLUMNS), **keys, **EMPTY_FACE, "error": None}]
-    return [{**dict.fromkeys(KEY_COLUMNS), **keys, "face_index": i, **face.to_dict(), "error": None}
-            for i, face in enumerate(faces)]
+    return [
+        {**dict.fromkeys(KEY_COLUMNS), **keys, "face_index": i, **face.to_dict(), "error": None}
+        for i, face in enumerate(faces)
+    ]
 
 
 def error_row(keys: dict[str, Any], exc: BaseException) -> dict[str, Any]:
@@ -128,18 +146,33 @@ def error_row(keys: dict[str, Any], exc: BaseException) -> dict[str, Any]:
 class _Worker:
     """Holds one recognizer per Ray actor, built once in the actor from plain arguments."""
 
-    def __init__(self, model: str | os.PathLike | None = None, *, detector: DetectorSpec = "auto",
-                 min_face: int | None = None, min_confidence: float = 0.0, threads: int | None = None,
-                 local_files_only: bool = False, spec: LoadSpec | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        detector: DetectorSpec = "auto",
+        min_face: int | None = None,
+        min_confidence: float = 0.0,
+        threads: int | None = None,
+        local_files_only: bool = False,
+        spec: LoadSpec | None = None,
+    ) -> None:
         import cv2
 
         from .recognizer import EmotionRecognizer, LoadSpec
 
         if spec is None:
-            spec = LoadSpec(model, detector=detector, min_face=min_face, min_confidence=min_confidence,
-                            threads=threads, local_files_only=local_files_only)
-        spec = replace(spec, threads=spec.threads or _assigned_cpus())
-        cv2.setNumThreads(spec.threads)  # OpenCV's detector threads: stay within this actor's CPUs
+            spec = LoadSpec(
+                model,
+                detector=detector,
+                min_face=min_face,
+                min_confidence=min_confidence,
+                threads=threads,
+                local_files_only=local_files_only,
+            )
+        threads = spec.threads or _assigned_cpus()
+        spec = replace(spec, threads=threads)
+        cv2.setNumThreads(threads)  # OpenCV's detector threads: stay within this actor's CPUs
         self.recognizer: EmotionRecognizer = EmotionRecognizer.from_spec(spec)
         self.schema = row_schema(self.recognizer.labels)
 
@@ -172,8 +205,9 @@ class FaceRows(_Worker):
             except ImageReadError as exc:
                 rows.append(error_row({"file": path}, exc))
         for path, faces in zip(kept, self._predict(pixels, kept)):
-            rows.extend(error_row({"file": path}, faces) if isinstance(faces, Exception) else
-                        face_rows({"file": path}, faces))
+            rows.extend(
+                [error_row({"file": path}, faces)] if isinstance(faces, Exception) else face_rows({"file": path}, faces)
+            )
         return self._table(rows)
 
     def _predict(self, pixels: list[np.ndarray], paths: list[str]) -> list[list[Face] | Exception]:
@@ -199,8 +233,15 @@ class VideoRows(_Worker):
     off, adds an error row after the frames it gave.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, every_n_frames: int = 1, smooth: bool = True,
-                 max_frames: int | None = None, **recognizer_kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        every_n_frames: int = 1,
+        smooth: bool = True,
+        max_frames: int | None = None,
+        **recognizer_kwargs: Any,
+    ) -> None:
         super().__init__(model, **recognizer_kwargs)
         self.every_n_frames, self.smooth, self.max_frames = every_n_frames, smooth, max_frames
 
@@ -210,8 +251,13 @@ class VideoRows(_Worker):
         rows: list[dict[str, Any]] = []
         for path in (str(p) for p in batch["path"]):
             try:
-                for result in analyze_video(self.recognizer, path, every_n_frames=self.every_n_frames,
-                                            smooth=self.smooth, max_frames=self.max_frames):
+                for result in analyze_video(
+                    self.recognizer,
+                    path,
+                    every_n_frames=self.every_n_frames,
+                    smooth=self.smooth,
+                    max_frames=self.max_frames,
+                ):
                     rows.extend(face_rows({"file": path, **table_keys(result)}, result.faces))
             except Exception as exc:  # noqa: BLE001 - a broken video is one error row, the job goes on
                 rows.append(error_row({"file": path}, exc))
@@ -267,19 +313,25 @@ def faces_dataset(
         if uris and len(uris) != len(items):
             raise EmoferError("give either local paths or URIs (s3://, gs://...), not both in one call")
         if uris:
-            dataset = ray.data.read_binary_files(uris, include_paths=True,
-                                                 file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES])
+            dataset = ray.data.read_binary_files(
+                uris, include_paths=True, file_extensions=[s.lstrip(".") for s in IMAGE_SUFFIXES]
+            )
         else:
             files = image_paths(items)
             if not files:
-                raise EmoferError(f"no images found in {', '.join(map(str, items))}; "
-                                  "give image files or folders that hold some")
+                raise EmoferError(
+                    f"no images found in {', '.join(map(str, items))}; give image files or folders that hold some"
+                )
             blocks = min(-(-len(files) // batch_size), MAX_BLOCKS)  # a block per batch: work streams and spreads
             dataset = ray.data.from_items([{"path": path} for path in files], override_num_blocks=blocks)
     return dataset.map_batches(
-        FaceRows, fn_constructor_args=(model,),
+        FaceRows,
+        fn_constructor_args=(model,),
         fn_constructor_kwargs=dict(detector=detector, min_face=min_face, min_confidence=min_confidence),
-        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker)
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+    )
 
 
 def video_faces_dataset(
@@ -300,10 +352,20 @@ def video_faces_dataset(
     items = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
     dataset = ray.data.from_items([{"path": str(path)} for path in items], override_num_blocks=max(1, len(items)))
     return dataset.map_batches(
-        VideoRows, fn_constructor_args=(model,),
-        fn_constructor_kwargs=dict(every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames,
-                                   detector=detector, min_face=min_face, min_confidence=min_confidence),
-        batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker)
+        VideoRows,
+        fn_constructor_args=(model,),
+        fn_constructor_kwargs=dict(
+            every_n_frames=every_n_frames,
+            smooth=smooth,
+            max_frames=max_frames,
+            detector=detector,
+            min_face=min_face,
+            min_confidence=min_confidence,
+        ),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+    )
 
 
 # -- running and reporting ---------------------------------------------------------------------
@@ -389,8 +451,11 @@ def connect(address: str | None = None) -> None:
     if not log.isEnabledFor(logging.INFO):  # Ray's own log lines only with -v: stderr keeps emofer's
         _quiet_ray()
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False,
-                 logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR)
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            logging_level=logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR,
+        )
         log.info("Ray: %s CPUs in the cluster", ray.cluster_resources().get("CPU", 0))
 
 
@@ -401,15 +466,25 @@ def _quiet_ray() -> None:
 
     logging.getLogger("ray").setLevel(logging.ERROR)
     for handler in logging.getLogger("ray.data").handlers:
-        if not isinstance(handler, logging.FileHandler):
+        # Ray's own console handlers only: one the user (or a test runner) attached stays as it was
+        if not isinstance(handler, logging.FileHandler) and type(handler).__module__.startswith("ray."):
             handler.setLevel(logging.ERROR)
 
 
-def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, address: str | None = None,
-                       resume: bool = False, spec: LoadSpec | None = None, workers: int = 1,
-                       cpus_per_worker: float = 1.0, shard_size: int = DEFAULT_SHARD_SIZE,
-                       max_retries: int = MAX_RETRIES, worker: type[FaceRows] | None = None,
-                       **load_options: Any) -> RunReport:
+def predict_to_parquet(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    spec: LoadSpec | None = None,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_retries: int = MAX_RETRIES,
+    worker: type[FaceRows] | None = None,
+    **load_options: Any,
+) -> RunReport:
     """``emofer predict PATHS --ray --out OUT [--resume]``: connect, run, write, report.
 
     Local files go through :func:`write_shards` (fault tolerant; ``resume`` appends to an existing
@@ -425,12 +500,32 @@ def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLik
     connect(address)
     if any("://" in item for item in items):
         if resume:
-            raise EmoferError("resume works on local files (it compares their size and mtime); "
-                              "give local paths, or run without resume into a new --out")
-        return write_faces(faces_dataset(items, spec.model, detector=spec.detector, min_face=spec.min_face,
-                                         min_confidence=spec.min_confidence, workers=workers), out)
-    return write_shards(items, out, spec=spec, resume=resume, workers=workers, cpus_per_worker=cpus_per_worker,
-                        shard_size=shard_size, max_retries=max_retries, worker=worker)
+            raise EmoferError(
+                "resume works on local files (it compares their size and mtime); "
+                "give local paths, or run without resume into a new --out"
+            )
+        return write_faces(
+            faces_dataset(
+                items,
+                spec.model,
+                detector=spec.detector,
+                min_face=spec.min_face,
+                min_confidence=spec.min_confidence,
+                workers=workers,
+            ),
+            out,
+        )
+    return write_shards(
+        items,
+        out,
+        spec=spec,
+        resume=resume,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        shard_size=shard_size,
+        max_retries=max_retries,
+        worker=worker,
+    )
 
 
 # -- fault-tolerant, resumable jobs ------------------------------------------------------------
@@ -443,8 +538,6 @@ def predict_to_parquet(paths: Iterable[str | os.PathLike], out: str | os.PathLik
 
 class TaskFailedError(EmoferError):
     """A Ray task failed on every retry (its worker or node kept dying, or it kept raising)."""
-
-
 
 
 @dataclass(frozen=True)
@@ -495,8 +588,10 @@ def shard_inputs(path: Path) -> dict[str, Any]:
 
     meta = pq.read_schema(path).metadata or {}
     if INPUTS_KEY not in meta:
-        raise OutputError(f"{path} is not a shard emofer wrote (no input list in its footer); "
-                          "--resume appends only to a folder that emofer predict --ray wrote: pass another --out")
+        raise OutputError(
+            f"{path} is not a shard emofer wrote (no input list in its footer); "
+            "--resume appends only to a folder that emofer predict --ray wrote: pass another --out"
+        )
     return json.loads(meta[INPUTS_KEY])
 
 
@@ -525,11 +620,17 @@ def _error_shard(folder: Path, shard: _Shard, exc: BaseException, schema: pyarro
     import pyarrow as pa
 
     cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    error = TaskFailedError(f"the Ray task failed {MAX_RETRIES + 1} times ({type(exc).__name__}: {cause}); "
-                            "rerun with --resume to try it again")
+    error = TaskFailedError(
+        f"the Ray task failed {MAX_RETRIES + 1} times ({type(exc).__name__}: {cause}); "
+        "rerun with --resume to try it again"
+    )
     rows = [error_row({"file": file}, error) for file in shard.files]
-    write_shard(pa.Table.from_pylist(rows, schema=schema), folder / shard.name,
-                [input_identity(file) for file in shard.files], retry=True)
+    write_shard(
+        pa.Table.from_pylist(rows, schema=schema),
+        folder / shard.name,
+        [input_identity(file) for file in shard.files],
+        retry=True,
+    )
 
 
 def _plan(files: list[str], folder: Path, resume: bool, shard_size: int) -> tuple[list[_Shard], int]:
@@ -547,14 +648,19 @@ def _plan(files: list[str], folder: Path, resume: bool, shard_size: int) -> tupl
         current = {file: input_identity(file) for file in files}
         for path in sorted(folder.glob("*.parquet")):
             record = shard_inputs(path)
-            stale = {item["file"] for item in record["inputs"]
-                     if record.get("retry") or (item["file"] in current and current[item["file"]] != item)}
+            stale = {
+                item["file"]
+                for item in record["inputs"]
+                if record.get("retry") or (item["file"] in current and current[item["file"]] != item)
+            }
             if stale:
                 _drop_inputs(path, record, stale)
             done.update(item["file"] for item in record["inputs"] if item["file"] not in stale)
     # Fixed chunks of the whole input list, less what is done: a rerun gives an unfinished chunk the same
     # name, so a task of a stopped run that still commits it meanwhile writes the very same shard.
-    chunks = ([file for file in files[i: i + shard_size] if file not in done] for i in range(0, len(files), shard_size))
+    chunks = (
+        [file for file in files[i : i + shard_size] if file not in done] for i in range(0, len(files), shard_size)
+    )
     shards = [_Shard(shard_name(chunk), tuple(chunk)) for chunk in chunks if chunk]
     return shards, sum(file in done for file in files)
 
@@ -575,10 +681,18 @@ def _drop_inputs(path: Path, record: dict[str, Any], stale: set[str]) -> None:
     write_shard(table, path, kept, **{k: v for k, v in record.items() if k not in ("inputs", "retry")})
 
 
-def write_shards(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, spec: LoadSpec | None = None,
-                 resume: bool = False, workers: int = 1, cpus_per_worker: float = 1.0,
-                 shard_size: int = DEFAULT_SHARD_SIZE, max_retries: int = MAX_RETRIES,
-                 worker: type[FaceRows] | None = None) -> RunReport:
+def write_shards(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    spec: LoadSpec | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_retries: int = MAX_RETRIES,
+    worker: type[FaceRows] | None = None,
+) -> RunReport:
     """Face rows of local images (files and folders) into the Parquet folder ``out`` as Ray tasks; Ray must be up.
 
     Each task makes one shard (``shard_size`` inputs) and is retried by Ray (``max_retries``, with
@@ -596,8 +710,9 @@ def write_shards(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     given = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     files = list(dict.fromkeys(image_paths(given)))  # each input once
     if not files:
-        raise EmoferError(f"no images found in {', '.join(map(str, given))}; "
-                          "give image files or folders that hold some")
+        raise EmoferError(
+            f"no images found in {', '.join(map(str, given))}; give image files or folders that hold some"
+        )
     inputs = Inputs([p for p in given if not p.is_dir()], [p for p in given if p.is_dir()])
     out = Path(out)
     if not resume:
@@ -607,21 +722,32 @@ def write_shards(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
     around = inputs.read_folder_around(out)
     if around is not None:
         raise OutputError(f"{out} is inside {around}, which is being read; write the result outside it")
-    skipped = _run_shards(files, check_output_folder(out, inputs), True, spec, workers, cpus_per_worker, shard_size,
-                          max_retries, worker)
+    skipped = _run_shards(
+        files, check_output_folder(out, inputs), True, spec, workers, cpus_per_worker, shard_size, max_retries, worker
+    )
     return replace(shards_report(out), skipped=skipped)
 
 
-def _run_shards(files: list[str], folder: Path, resume: bool, spec: LoadSpec, workers: int, cpus: float,
-                shard_size: int, max_retries: int, worker: type[FaceRows] | None) -> int:
+def _run_shards(
+    files: list[str],
+    folder: Path,
+    resume: bool,
+    spec: LoadSpec,
+    workers: int,
+    cpus: float,
+    shard_size: int,
+    max_retries: int,
+    worker: type[FaceRows] | None,
+) -> int:
     """Run the shards still missing in ``folder``; return how many inputs were complete already."""
     from collections import deque
 
     ray = _ray()
     shards, skipped = _plan(files, folder, resume, shard_size)
     if skipped:
-        log.info("%d of %d inputs are complete in %s; doing the other %d", skipped, len(files), folder,
-                 len(files) - skipped)
+        log.info(
+            "%d of %d inputs are complete in %s; doing the other %d", skipped, len(files), folder, len(files) - skipped
+        )
     task = ray.remote(_shard_task).options(num_cpus=cpus, max_retries=max_retries, retry_exceptions=True)
     worker = worker or FaceRows
     queue: deque[_Shard] = deque(shards)
@@ -640,12 +766,15 @@ def _run_shards(files: list[str], folder: Path, resume: bool, spec: LoadSpec, wo
                     log.debug("%s: %d items on node %s", result["name"], result["items"], result["node"])
                 except ray.exceptions.RayError as exc:
                     if len(shard.files) > 1:  # isolate the input that kills or breaks its task
-                        log.warning("%d inputs failed together after %d retries (%s); trying each alone",
-                                    len(shard.files), max_retries, type(exc).__name__)
+                        log.warning(
+                            "%d inputs failed together after %d retries (%s); trying each alone",
+                            len(shard.files),
+                            max_retries,
+                            type(exc).__name__,
+                        )
                         queue.extend(_Shard(shard_name([file]), (file,)) for file in shard.files)
                     else:
-                        log.warning("%s failed after %d retries: %s", shard.files[0], max_retries,
-                                    type(exc).__name__)
+                        log.warning("%s failed after %d retries: %s", shard.files[0], max_retries, type(exc).__name__)
                         schema = schema if schema is not None else _schema(spec)
                         _error_shard(folder, shard, exc, schema)
     except BaseException:  # Ctrl-C or a failure here: stop the tasks (their finished shards stay for --resume)
@@ -660,8 +789,13 @@ def _schema(spec: LoadSpec) -> pyarrow.Schema:
     from .config import ModelConfig
     from .hub import resolve_model
 
-    config_path, _ = resolve_model(spec.model, revision=spec.revision, cache_dir=spec.cache_dir,
-                                   local_files_only=spec.local_files_only, token=spec.token)
+    config_path, _ = resolve_model(
+        spec.model,
+        revision=spec.revision,
+        cache_dir=spec.cache_dir,
+        local_files_only=spec.local_files_only,
+        token=spec.token,
+    )
     return row_schema(ModelConfig.load(config_path).labels)
 
 
@@ -674,8 +808,10 @@ def shards_report(out: str | os.PathLike) -> RunReport:
     for path in sorted(out.glob("*.parquet")):
         for item in shard_inputs(path)["inputs"]:
             if seen.setdefault(item["file"], path.name) != path.name:
-                raise OutputError(f"{item['file']} has rows in {seen[item['file']]} and {path.name} in {out}; "
-                                  "remove one of the two shards and rerun with --resume")
+                raise OutputError(
+                    f"{item['file']} has rows in {seen[item['file']]} and {path.name} in {out}; "
+                    "remove one of the two shards and rerun with --resume"
+                )
     written = pyarrow.dataset.dataset(str(out), format="parquet")
     report = _tally(written.to_batches(columns=list(TALLY_COLUMNS)), str(out))
     if report.failed:

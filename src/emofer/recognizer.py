@@ -68,8 +68,10 @@ class LoadSpec:
         object.__setattr__(self, "min_confidence", check_min_confidence(self.min_confidence))
         if self.providers is not None:
             if isinstance(self.providers, str):
-                raise ParameterError(f"providers must be a list of names, got {self.providers!r}; "
-                                     f"wrap one in a list: [{self.providers!r}]")
+                raise ParameterError(
+                    f"providers must be a list of names, got {self.providers!r}; "
+                    f"wrap one in a list: [{self.providers!r}]"
+                )
             object.__setattr__(self, "providers", tuple(self.providers))
 
     def __reduce__(self) -> tuple[Callable[..., LoadSpec], tuple]:
@@ -161,7 +163,9 @@ class EmotionRecognizer:
             log.warning(
                 "%s has no crop measured for the %s detector: its faces get the model's generic crop, which "
                 "may cost accuracy; measure one with %s and re-export the model",
-                config.name, detector.name, FRAMING_COMMAND,
+                config.name,
+                detector.name,
+                FRAMING_COMMAND,
             )
         return cls(classifier, detector, spec=spec)
 

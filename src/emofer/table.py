@@ -30,7 +30,7 @@ DECIMALS = 4
 
 
 def format_for(path: str | PathLike[str]) -> str:
-    """"csv", "json" or "jsonl" from a file name's suffix; ParameterError (a ValueError) for others."""
+    """ "csv", "json" or "jsonl" from a file name's suffix; ParameterError (a ValueError) for others."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ParameterError(f"cannot tell the table format of {path}; use a name ending in {', '.join(FORMATS)}")
@@ -70,7 +70,10 @@ class RowWriter:
             return {}
         x, y, w, h = (int(v) for v in face.box)
         return {
-            "x": x, "y": y, "w": w, "h": h,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
             "score": "" if face.score is None else round(float(face.score), DECIMALS),
             "track_id": "" if face.track_id is None else face.track_id,
             "emotion": face.emotion,

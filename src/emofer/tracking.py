@@ -18,8 +18,16 @@ from .errors import ParameterError
 from .results import Face
 from .validate import check_scalar
 
-__all__ = ["IoUTracker", "Smoother", "TrackedFace", "TRACK_IOU", "MAX_MISSED_FRAMES", "MAX_TRACKS",
-           "SMOOTHING_ALPHA", "HYSTERESIS_MARGIN"]
+__all__ = [
+    "IoUTracker",
+    "Smoother",
+    "TrackedFace",
+    "TRACK_IOU",
+    "MAX_MISSED_FRAMES",
+    "MAX_TRACKS",
+    "SMOOTHING_ALPHA",
+    "HYSTERESIS_MARGIN",
+]
 
 #: A face in the next frame continues a track when their boxes overlap at least this much.
 TRACK_IOU = 0.3
@@ -37,10 +45,12 @@ HYSTERESIS_MARGIN = 0.1
 class IoUTracker:
     """Gives each face box a track id, matching boxes to the previous ones greedily by IoU."""
 
-    def __init__(self, iou_threshold: float = TRACK_IOU, max_missed: int = MAX_MISSED_FRAMES,
-                 max_tracks: int = MAX_TRACKS) -> None:
-        self.iou_threshold = check_scalar(iou_threshold, "iou_threshold", float, min_val=0, max_val=1,
-                                          include_boundaries="right")
+    def __init__(
+        self, iou_threshold: float = TRACK_IOU, max_missed: int = MAX_MISSED_FRAMES, max_tracks: int = MAX_TRACKS
+    ) -> None:
+        self.iou_threshold = check_scalar(
+            iou_threshold, "iou_threshold", float, min_val=0, max_val=1, include_boundaries="right"
+        )
         self.max_missed = check_scalar(max_missed, "max_missed", int, min_val=0)
         self.max_tracks = check_scalar(max_tracks, "max_tracks", int, min_val=1)
         self._tracks: dict[int, tuple[Sequence[float], int]] = {}  # id -> (last box, frames missed)
@@ -56,24 +66,27 @@ class IoUTracker:
         ids = list(self._tracks)
         pairs = match([self._tracks[i][0] for i in ids], boxes, self.iou_threshold)
         assigned: list[int | None] = [None] * len(boxes)
-        for track, box in pairs:
-            assigned[box] = ids[track]
+        for track, index in pairs:
+            assigned[index] = ids[track]
         for track_id in set(ids) - {ids[t] for t, _ in pairs}:
-            box, missed = self._tracks[track_id]
+            last, missed = self._tracks[track_id]
             if missed + 1 > self.max_missed:
                 del self._tracks[track_id]
             else:
-                self._tracks[track_id] = (box, missed + 1)
-        for i, box in enumerate(boxes):
-            if assigned[i] is None:
-                assigned[i] = self._next_id
+                self._tracks[track_id] = (last, missed + 1)
+        result: list[int] = []
+        for index, box in enumerate(boxes):
+            given = assigned[index]
+            if given is None:
+                given = self._next_id
                 self._next_id += 1
-            self._tracks[assigned[i]] = (box, 0)
+            self._tracks[given] = (box, 0)
+            result.append(int(given))
         if len(self._tracks) > self.max_tracks:  # end the tracks missed longest, oldest first
             by_missed = sorted(self._tracks, key=lambda t: (-self._tracks[t][1], t))
-            for track_id in by_missed[:len(self._tracks) - self.max_tracks]:
+            for track_id in by_missed[: len(self._tracks) - self.max_tracks]:
                 del self._tracks[track_id]
-        return [int(i) for i in assigned]  # type: ignore[arg-type]
+        return result
 
     def reset(self) -> None:
         """End all tracks (ids keep counting up, so they stay unique within a video)."""
@@ -133,4 +146,3 @@ class Smoother:
 
     def reset(self) -> None:
         self._state.clear()
-

@@ -117,8 +117,14 @@ def analyze_video(recognizer: FacePredictor, source: VideoSource, **options: Any
     return (result for _, result in analyze_video_frames(recognizer, source, **options))
 
 
-def _analyzed(recognizer: FacePredictor, source: VideoSource, every_n_frames: int, smooth: bool,
-              max_frames: int | None, progress: bool) -> Iterator[tuple[np.ndarray, FrameResult]]:
+def _analyzed(
+    recognizer: FacePredictor,
+    source: VideoSource,
+    every_n_frames: int,
+    smooth: bool,
+    max_frames: int | None,
+    progress: bool,
+) -> Iterator[tuple[np.ndarray, FrameResult]]:
     with open_source(source) as reader:
         total = None
         if reader.frame_count is not None:

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, cast
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ from .validate import check_scalar
 __all__ = ["VideoSource", "VideoFrame", "VideoReader", "FrameIterator", "open_source", "iter_frames", "DEFAULT_FPS"]
 
 #: A camera index, a file or URL, or any iterable of uint8 BGR frames (arrays; e.g. a generator).
-VideoSource = Union[int, str, os.PathLike, Iterable[np.ndarray]]
+VideoSource = int | str | os.PathLike | Iterable[np.ndarray]
 
 log = logging.getLogger("emofer")
 
@@ -36,7 +36,7 @@ DEFAULT_FPS = 30.0
 class VideoFrame(NamedTuple):
     """One decoded frame: its index in the source, its time and its uint8 BGR pixels."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, as the public field name
     timestamp_ms: float
     image: np.ndarray
 
@@ -54,18 +54,19 @@ class VideoReader:
             isinstance(source, str) and source.isdigit() and not Path(source).exists()
         )
         if self.is_camera:
-            if int(source) < 0:  # OpenCV 4.14 segfaults on negative indices when no camera exists
-                raise VideoError(f"camera index {int(source)} is negative; cameras are numbered 0, 1, ...")
+            camera = int(cast("int | str", source))
+            if camera < 0:  # OpenCV 4.14 segfaults on negative indices when no camera exists
+                raise VideoError(f"camera index {camera} is negative; cameras are numbered 0, 1, ...")
             with _opencv_log_quiet():
-                self._capture = cv2.VideoCapture(int(source))
+                self._capture = cv2.VideoCapture(camera)
             if not self._capture.isOpened():
                 raise VideoError(
-                    f"camera {int(source)} could not be opened: it does not exist, is in use by "
+                    f"camera {camera} could not be opened: it does not exist, is in use by "
                     "another program, or this process may not use it; try another index (0, 1, ...) "
                     "or pass a video file"
                 )
         else:
-            text = os.fspath(source)
+            text = os.fspath(cast("str | os.PathLike[str]", source))
             if "://" not in text and not Path(text).is_file():
                 what = "is a folder, not a video file" if Path(text).is_dir() else "does not exist"
                 raise VideoError(f"video file {text} {what}; check the path")
@@ -102,8 +103,9 @@ class VideoReader:
                     continue
                 ok, image = self._capture.read()
             except cv2.error as exc:
+                detail = (str(exc).strip().splitlines() or [""])[-1][:200]
                 raise VideoError(
-                    f"reading frame {index} of {self._name} failed ({(str(exc).strip().splitlines() or [''])[-1][:200]}); "
+                    f"reading frame {index} of {self._name} failed ({detail}); "
                     f"the {index} frames before it were delivered"
                 ) from exc
             if not ok or image is None or image.size == 0:
@@ -125,7 +127,9 @@ class VideoReader:
 
     @property
     def _name(self) -> str:
-        return f"camera {int(self.source)}" if self.is_camera else os.fspath(self.source)
+        if self.is_camera:
+            return f"camera {int(cast('int | str', self.source))}"
+        return os.fspath(cast("str | os.PathLike[str]", self.source))
 
     def close(self) -> None:
         self._capture.release()
@@ -174,8 +178,10 @@ class FrameIterator:
         try:
             self._iterator = iter(frames)
         except TypeError as exc:
-            raise VideoError(f"cannot read video frames from a {type(frames).__name__}; pass a file, a camera "
-                             "index, or a list / iterator of (H, W, 3) frames") from exc
+            raise VideoError(
+                f"cannot read video frames from a {type(frames).__name__}; pass a file, a camera "
+                "index, or a list / iterator of (H, W, 3) frames"
+            ) from exc
         self.source = frames
         self.fps = check_scalar(fps, "fps", float, min_val=0, include_boundaries="neither", allow_none=True)
         self._name = "the frame source"
@@ -192,8 +198,10 @@ class FrameIterator:
             except StopIteration:
                 break
             except Exception as exc:  # whatever the caller's source raises ends the stream, said clearly
-                raise VideoError(f"{self._name} raised {type(exc).__name__} ({exc}) after {index} frames; "
-                                 "the frames before it were delivered") from exc
+                raise VideoError(
+                    f"{self._name} raised {type(exc).__name__} ({exc}) after {index} frames; "
+                    "the frames before it were delivered"
+                ) from exc
             if image is None or (isinstance(image, np.ndarray) and image.size == 0):
                 log.warning("%s gave an empty frame after %d frames; stopping", self._name, index)
                 break
@@ -227,7 +235,9 @@ def open_source(source: VideoSource) -> VideoReader | FrameIterator:
 
 
 def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[VideoFrame]:
-    """The frames of a video file, camera or frame iterable as (index, timestamp_ms, BGR image); frames may change size."""
+    """The frames of a video file, camera or frame iterable as (index, timestamp_ms, BGR image).
+
+    Frames may change size."""
     check_every(every_n_frames)  # here, when called
     return _frames(source, every_n_frames)
 
@@ -235,7 +245,6 @@ def iter_frames(source: VideoSource, *, every_n_frames: int = 1) -> Iterator[Vid
 def _frames(source: VideoSource, every_n_frames: int) -> Iterator[VideoFrame]:
     with open_source(source) as reader:
         yield from reader.frames(every_n_frames)
-
 
 
 def check_every(every_n_frames: int) -> int:

@@ -8,7 +8,7 @@ which re-exports these names.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,14 @@ class VideoFileWriter:
     removes it instead, so no half-written video is left.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None, *, overwrite: bool = False,
-                 inputs: Inputs | Iterable[PathLike] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float | None = None,
+        *,
+        overwrite: bool = False,
+        inputs: Inputs | Iterable[PathLike] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.codec = video_format(self.path)
         check_output_file(self.path, as_inputs(inputs), overwrite=overwrite)
@@ -80,12 +86,14 @@ class VideoFileWriter:
             height, width = image.shape[:2]
             self._size = (width, height)
             temporary = temporary_path(self.path)
-            self._writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*self.codec),
-                                           float(self.fps or DEFAULT_FPS), self._size)
+            self._writer = cv2.VideoWriter(
+                str(temporary), _fourcc(self.codec), float(self.fps or DEFAULT_FPS), self._size
+            )
             if not self._writer.isOpened():
                 temporary.unlink(missing_ok=True)
-                raise VideoError(f"OpenCV could not open {self.path} for writing ({self.codec}); "
-                                 "check the folder exists")
+                raise VideoError(
+                    f"OpenCV could not open {self.path} for writing ({self.codec}); check the folder exists"
+                )
             self._temporary = temporary
         if (image.shape[1], image.shape[0]) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
@@ -149,8 +157,12 @@ def write_video(
 
 
 def write_table(
-    results: Iterable[FrameResult], path: str | os.PathLike, *, labels: Sequence[str] | None = None,
-    overwrite: bool = False, inputs: Inputs | Iterable[PathLike] | None = None,
+    results: Iterable[FrameResult],
+    path: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    overwrite: bool = False,
+    inputs: Inputs | Iterable[PathLike] | None = None,
 ) -> int:
     """Write one row per face (and one empty row per frame without faces) to .csv, .json or .jsonl.
 
@@ -200,3 +212,9 @@ TABLE_KEYS = ("frame_index", "timestamp_ms")
 def table_keys(result: FrameResult) -> dict[str, Any]:
     """A frame's leading cells in a video table (also emofer.ray's video rows)."""
     return {"frame_index": result.frame_index, "timestamp_ms": round(result.timestamp_ms, 1)}
+
+
+def _fourcc(codec: str) -> int:
+    """``cv2.VideoWriter_fourcc(*codec)``; OpenCV 5's type stubs leave the function out, though it has it."""
+    fourcc: Callable[..., int] = getattr(cv2, "VideoWriter_fourcc")  # noqa: B009 - not in OpenCV 5's stubs
+    return fourcc(*codec)

@@ -75,9 +75,7 @@ def entry(name: str) -> DetectorEntry:
     for candidate in DETECTORS.values():
         if key == candidate.name or key in candidate.aliases:
             return candidate
-    raise ParameterError(
-        f"unknown detector {name!r}; use one of {', '.join(NAMES)}, a Detector or a box function"
-    )
+    raise ParameterError(f"unknown detector {name!r}; use one of {', '.join(NAMES)}, a Detector or a box function")
 
 
 def needs_crop(detector_name: str, measured: Container[str]) -> bool:
