@@ -336,7 +336,7 @@ def test_yunet_from_the_hub_offline_and_not_cached_gives_a_command_that_works(yu
 
 def test_haar_on_opencv_without_cascades_says_what_to_do(monkeypatch):
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
-    with pytest.raises(DetectorError, match=r'needs cv2.CascadeClassifier, which OpenCV .* does not have.*detector="yunet".*"opencv-python>=4.12,<5"'):
+    with pytest.raises(DetectorError, match=r'needs cv2.CascadeClassifier, which OpenCV .* does not have.*detector="yunet".*"opencv-python>=4.13,<5"'):
         HaarDetector()
     with pytest.raises(DetectorError, match="opencv-python 5 removed it"):
         build_detector("haar")

@@ -415,7 +415,7 @@ def _info(args: argparse.Namespace) -> int:
             "haar cascades",
             "available"
             if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")
-            else 'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.12,<5"',
+            else 'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.13,<5"',
         ),
         ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),
         ("bundled models", ", ".join(hub.bundled_models()) or "none"),

@@ -23,7 +23,7 @@ MIN_FACE_PIXELS = 24
 _NO_CASCADES = (
     f'detector="haar" needs cv2.CascadeClassifier, which OpenCV {cv2.__version__} does not have '
     '(opencv-python 5 removed it and its Haar cascades). Use detector="yunet" (the default, bundled), '
-    'or install OpenCV 4 for Haar: pip install "opencv-python>=4.12,<5"'
+    'or install OpenCV 4 for Haar: pip install "opencv-python>=4.13,<5"'
 )
 
 
