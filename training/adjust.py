@@ -32,7 +32,8 @@ import numpy as np
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
-from training import card, data, evaluate, report
+from training import card, data, evaluate
+from training.report import command_line
 
 log = logging.getLogger("emofer.training")
 
@@ -132,7 +133,7 @@ def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "target
     return card.finish(out, config, {**metrics,
                                      "unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")},
                        report, data_root,
-                       command or report.command_line("training.adjust", [source, "--tau", tau, "--out", out]))
+                       command or command_line("training.adjust", [source, "--tau", tau, "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = adjust(args.source, args.out, args.tau, args.prior, args.name, args.report, args.data,
-                    report.command_line("training.adjust", sys.argv[1:] if argv is None else argv),
+                    command_line("training.adjust", sys.argv[1:] if argv is None else argv),
                     final=not args.candidate, exclude=args.exclude)
     m = config.metrics
     tail = "" if args.candidate else f", PrivateTest {m['PrivateTest']['accuracy']:.4f}"

@@ -135,8 +135,28 @@ def _what(trained: Mapping[str, Any]) -> str:
 
 
 def _about_graph(config: ModelConfig) -> str:
-    """Paragraphs on flip test-time augmentation and int8 quantisation, where they apply."""
+    """Paragraphs on flip test-time augmentation, head refits, ensembles and int8 quantisation, where they apply."""
     text = FLIP_NOTE if config.trained_on.get("tta_flip") else ""
+    web = _web_block(config.trained_on.get("recipe"))
+    if web:
+        text += (f"\nIts network was trained on FER+ Training mixed with expw-train's web faces (recipe "
+                 f"`{config.trained_on['recipe']}`: {web['share']:.0%} of each epoch, their one-annotator labels "
+                 f"smoothed by {web['label_smoothing']}, each face framed by the bundled YuNet as `predict` frames it), "
+                 "its epoch chosen on FER+ Valid and a validation part of expw-train carved by photo; expw-dev, the "
+                 "set its real-photo figures come from, was never trained on.\n")
+    refit = config.trained_on.get("head_refit")
+    if refit:
+        faces = ", ".join(f"{n:,} {source}" for source, n in refit["faces"].items())
+        text += (f"\nIts classifier layer was fitted again (`python -m training.refit`) on the frozen features of "
+                 f"`{refit['from']}` for {faces} faces (each web face and its mirror, framed by the bundled YuNet as "
+                 f"`predict` frames a face; the web faces weigh {refit['web_share']} of the fit and their "
+                 f"one-annotator labels are smoothed by {refit['label_smoothing']}); every other layer is "
+                 f"`{refit['from']}`'s.\n")
+    members = config.trained_on.get("onnx_ensemble")
+    if members:
+        text += ("\nAn ensemble in one graph (`python -m training.ensemble`): the weighted mean of "
+                 + ", ".join(f"`{m['model']}` ({m['weight']})" for m in members)
+                 + ", each calibrated as emofer serves it alone.\n")
     quant, adjusted = config.trained_on.get("quantization"), config.trained_on.get("logit_adjustment")
     if adjusted:
         text += (f"\nLogit-adjusted from `{adjusted['from']}`: each emotion's probability is divided by its share of the "
@@ -153,6 +173,15 @@ def _about_graph(config: ModelConfig) -> str:
                  f"{config.metrics.get('float_PrivateTest')} on PrivateTest and "
                  f"{config.metrics.get('float_PublicTest')} on PublicTest.\n")
     return text
+
+
+def _web_block(recipe: str | None) -> dict[str, Any] | None:
+    """The ``web`` block of the recipe a model was trained with, if its file is here and has one."""
+    from training.recipe import RECIPES, Recipe
+
+    if not recipe or not (RECIPES / f"{recipe}.json").is_file():
+        return None
+    return Recipe.load(recipe).web
 
 
 def _unadjusted(metrics: Mapping[str, Any]) -> str:
@@ -172,6 +201,25 @@ def _export_line(config: ModelConfig) -> str:
     """
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
+    refit = trained.get("head_refit")
+    if refit:
+        float_name = quant["from"] if quant else config.name
+        float_short = float_name.rsplit("/", 1)[-1]
+        final = "src/emofer/models"
+        steps = [f"python -m training.refit {refit['from']} --web-share {refit['web_share']} --label-smoothing "
+                 f"{refit['label_smoothing']} --name {float_name} --out "
+                 + (f"CAND/{float_short} --candidate" if quant or adjusted else f"{final}/{short}")]
+        if quant:
+            q_name = adjusted["from"] if adjusted else config.name
+            q_short = q_name.rsplit("/", 1)[-1]
+            steps.append(f"python -m training.quantize CAND/{float_short} --name {q_name} --out "
+                         + (f"CAND/{q_short} --candidate --max-drop 0.01" if adjusted else f"{final}/{short}"))
+        if adjusted:
+            source = adjusted["from"].rsplit("/", 1)[-1]
+            steps.append(f"python -m training.adjust CAND/{source} --tau {adjusted['tau']} --prior {adjusted['prior']}"
+                         + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
+                         + f" --name {config.name} --out {final}/{short}")
+        return "`, then `".join(steps)
     if trained.get("onnx_ensemble"):
         members = trained["onnx_ensemble"]
         return ("python -m training.ensemble " + " ".join(m["model"] for m in members)

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from emofer.preprocess import model_input
-from training import data, report
+from training import data
+from training.report import command_line
 from training.export import check_input, load_checkpoint, load_member, with_flip_tta, with_members
 from training.runs import Run
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     scores = compare(args.run, args.ensemble)
     record = {"run": str(args.run), "ensemble": [str(p) for p in args.ensemble], "split": "PublicTest",
-              "accuracy": scores, "command": report.command_line("training.compare", sys.argv[1:] if argv is None else argv)}
+              "accuracy": scores, "command": command_line("training.compare", sys.argv[1:] if argv is None else argv)}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -28,7 +28,8 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.hub import resolve_model
 from emofer.model import sha256_of
-from training import card, evaluate, report
+from training import card, evaluate
+from training.report import command_line
 
 log = logging.getLogger("emofer.training")
 
@@ -126,7 +127,7 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
         config.save(out / CONFIG_NAME)
         return config
     return card.finish(out, config, metrics, report, data_root,
-                       command or report.command_line("training.ensemble", [*map(str, models), "--out", out]))
+                       command or command_line("training.ensemble", [*map(str, models), "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
         config = ensemble(args.models, args.out, args.name, args.weight, args.report, args.data,
-                          report.command_line("training.ensemble", sys.argv[1:] if argv is None else argv),
+                          command_line("training.ensemble", sys.argv[1:] if argv is None else argv),
                           final=not args.candidate)
     except EnsembleError as exc:
         parser.exit(2, f"error: {exc}\n")

@@ -39,7 +39,8 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import OnnxClassifier, sha256_of
 from emofer.preprocess import CropPolicy, model_input
-from training import card, data, evaluate, metrics, nets, report
+from training import card, data, evaluate, metrics, nets
+from training.report import command_line
 from training.framing import DEFAULT_POLICIES, load_policies
 from training.runs import Run
 
@@ -244,7 +245,7 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
         log.info("candidate %s written to %s (no test-split evaluation)", name, out)
         return config
     private_eval = evaluate.evaluate(out, "PrivateTest", data_root)
-    command = command or report.command_line(
+    command = command or command_line(
         "training.export", [run, "--name", name, "--out", out, "--checkpoint", checkpoint,
                             *["--tta-flip"] * tta_flip, *["--calibrate"] * calibrate,
                             *[arg for other in ensemble for arg in ("--ensemble", other)]])
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = export(args.run, args.name, args.out, args.checkpoint, args.tta_flip, args.calibrate, args.report,
-                    args.data, report.command_line("training.export", sys.argv[1:] if argv is None else argv),
+                    args.data, command_line("training.export", sys.argv[1:] if argv is None else argv),
                     examples=not args.no_examples, framing=None if args.no_framing else args.framing,
                     ensemble=tuple(args.ensemble), final=not args.candidate)
     if args.candidate:

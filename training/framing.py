@@ -59,8 +59,8 @@ from emofer.detect.yunet import BUNDLED_WEIGHTS
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import CropPolicy, expand_box
-from training import data, evaluate, report
-from training.report import render, table
+from training import data, evaluate
+from training.report import command_line, render, table
 
 log = logging.getLogger("emofer.training")
 
@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.final:
         result["final"] = run_split(args.model, args.final, detectors, args.n, args.seed, args.background,
                                     args.data, policies=chosen)
-    result["command"] = report.command_line("training.framing", sys.argv[1:] if argv is None else argv)
+    result["command"] = command_line("training.framing", sys.argv[1:] if argv is None else argv)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["machine"] = f"{os.uname().machine} {os.cpu_count()} cpus (shared), OpenCV {cv2.__version__}"
     json_path, md_path = write(result, args.out)

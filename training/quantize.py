@@ -27,7 +27,8 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import to_tensor
-from training import card, data, evaluate, report
+from training import card, data, evaluate
+from training.report import command_line
 
 log = logging.getLogger("emofer.training")
 
@@ -116,7 +117,7 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
         return config
     return card.finish(out, config, {**public_metrics,
                                      "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy")},
-                       report, data_root, command or report.command_line("training.quantize", [source, "--out", out]))
+                       report, data_root, command or command_line("training.quantize", [source, "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
         config = quantize(args.source, args.out, args.name, args.faces, args.max_drop, args.report, args.data,
-                          report.command_line("training.quantize", sys.argv[1:] if argv is None else argv),
+                          command_line("training.quantize", sys.argv[1:] if argv is None else argv),
                           final=not args.candidate)
     except QuantizeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -29,7 +29,8 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import model_input
-from training import card, data, evaluate, expw, metrics, report
+from training import card, data, evaluate, expw, metrics
+from training.report import command_line
 from training.ensemble import member_folder
 from training.mixing import Web
 
@@ -181,7 +182,7 @@ def refit(model: str | Path, out: str | Path, name: str, web_share: float = 0.5,
         config.save(out / CONFIG_NAME)
         return config
     return card.finish(out, config, result, report, data_root,
-                       command or report.command_line("training.refit", [str(model), "--out", out]))
+                       command or command_line("training.refit", [str(model), "--out", out]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         out, name = args.out.with_name(args.out.name + suffix), args.name + suffix
         try:
             config = refit(args.model, out, name, share, args.label_smoothing, args.report, args.data,
-                           report.command_line("training.refit", sys.argv[1:] if argv is None else argv),
+                           command_line("training.refit", sys.argv[1:] if argv is None else argv),
                            final=not args.candidate)
         except (RefitError, ValueError) as exc:
             parser.exit(2, f"error: {exc}\n")

@@ -25,7 +25,8 @@ import numpy as np
 
 from emofer.config import ModelConfig
 from emofer.preprocess import model_input
-from training import data, nets, report
+from training import data, nets
+from training.report import command_line
 from training.runs import PREPROCESSING, Run, draft_config
 
 log = logging.getLogger("emofer.training")
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     network, chosen, scores = soup(args.runs, args.uniform)
-    command = report.command_line("training.soup", sys.argv[1:] if argv is None else argv)
+    command = command_line("training.soup", sys.argv[1:] if argv is None else argv)
     write_run(network, chosen, scores, args.out, command)
     print("| network | PublicTest accuracy |\n|---|---:|")
     for name, score in scores.items():
