@@ -115,31 +115,56 @@ def _bundled() -> list[tuple[str, dict, str]]:
 
 
 def _models_table(page: str, docs: Path) -> str:
+    """"Which model should I use": real photos end to end and time per face first, then each test split
+    under its own name (FER+ test and FER2013 PrivateTest are different faces and labels)."""
     from emofer.hub import DEFAULT_MODEL
 
     base = Path(page).parent
-    rows = ["| model | emotions | PrivateTest accuracy | macro F1 | trained with | report |",
-            "|---|---|---:|---:|---|---|"]
+    wild = _rows(docs / "wild.json")
+    speed = _rows(docs / "perface.json")
+    roles = {DEFAULT_MODEL: "**the default**: photos, video, webcam, `--ray`"}
+    rows = ["| model | use it for | real photos (expw-dev, end to end) | macro recall | ms per face | FER+ test "
+            "| FER2013 PrivateTest | emotions | card |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|"]
     for short, config, _ in _bundled():
-        private = config.get("metrics", {}).get("PrivateTest", {})
-        trained = config.get("trained_on", {})
-        report = Path("models") / short / "report.md"
-        link = f"[report]({os.path.relpath(report, base)})" if (docs / report).is_file() else "not generated yet"
-        name = f"`{config['name']}`" + (" (default)" if config["name"] == DEFAULT_MODEL else "")
+        name, metrics = config["name"], config.get("metrics", {})
+        on_wild, on_speed = wild.get(name, {}), speed.get(name, {})
+        own = metrics.get("PrivateTest", {}).get("accuracy")
+        ferplus = config.get("trained_on", {}).get("dataset") == "ferplus"
+        cross = docs / "models" / short / "fer2013" / "report.json"
+        fer2013 = json.loads(cross.read_text(encoding="utf-8"))["accuracy"] if cross.is_file() else None
+        card = Path("models") / short / "card.md"
+        link = f"[card]({os.path.relpath(card, base)})" if (docs / card).is_file() else "—"
         rows.append(
-            f"| {name} | {', '.join(config['labels'])} | {_number(private.get('accuracy'))} "
-            f"| {_number(private.get('macro_f1'))} | "
-            + (f"int8 of `{trained['quantization']['from']}`" if trained.get("quantization") else
-               f"recipe `{trained.get('recipe', '?')}`, {trained.get('epochs', '?')} epochs")
-            + f" | {link} |"
-        )
+            f"| `{name}` | {roles.get(name, _use(config))} "
+            f"| {_number(on_wild.get('accuracy'), 3)} | {_number(on_wild.get('macro_recall'), 3)} "
+            f"| {_number(on_speed.get('ms_per_face'), 2)} | {_number(own if ferplus else None)} "
+            f"| {_number(fer2013 if ferplus else own)}{' (7 shared)' if ferplus and fer2013 is not None else ''} "
+            f"| {len(config['labels'])} | {link} |")
     if len(rows) == 2:
         return "No model is bundled in this checkout."
     return "\n".join(rows)
 
 
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+def _use(config: dict) -> str:
+    """What a bundled model other than the default is for, in a few words."""
+    if len(config["labels"]) == 5:
+        return "the 5-emotion task of the original report"
+    trained = config.get("trained_on", {})
+    if trained.get("logit_adjustment"):
+        return "an earlier default (its answers)"
+    return "FER+ / FER2013 faces" if trained.get("dataset") else "—"
+
+
+def _rows(path: Path) -> dict[str, dict]:
+    """A committed benchmark JSON's results by model name ({} when the file is absent)."""
+    if not path.is_file():
+        return {}
+    return {row["model"]: row for row in json.loads(path.read_text(encoding="utf-8")).get("results", [])}
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "n/a"
 
 
 def _reproduce() -> str:

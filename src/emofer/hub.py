@@ -30,7 +30,7 @@ __all__ = [
 log = logging.getLogger("emofer")
 
 #: The model ``from_pretrained()`` serves when given nothing.
-DEFAULT_MODEL = "emofer/wild8v2-balanced-int8"
+DEFAULT_MODEL = "emofer/webmix8-balanced-int8"
 #: Folder of the models shipped inside the wheel, one sub-folder per model.
 BUNDLED_ROOT = Path(__file__).resolve().parent / "models"
 BUNDLED_OWNER = "emofer"
