@@ -146,7 +146,10 @@ def own_workers(title: str, root: int | None = None) -> list[int]:
 
 def committed(out: Path) -> list[Path]:
     """Shards of ``out`` written so far, in its temporary folder while a fresh job runs or in ``out``."""
-    return [*out.parent.glob(f".{out.name}.*/*.parquet"), *out.glob("*.parquet")]
+    from emofer.ray import shard_files
+
+    folders = [*(d for d in out.parent.glob(f".{out.name}.*") if d.is_dir()), *([out] if out.is_dir() else [])]
+    return [shard for folder in folders for shard in shard_files(folder)]
 
 
 def test_killed_worker_mid_job_every_row_once(ray_local, inputs, expected, tmp_path: Path) -> None:
@@ -294,7 +297,7 @@ def test_job_killed_three_times_and_resumed_equals_one_clean_run(ray_local, inpu
             process.wait(timeout=60)
         import pyarrow.parquet as pq
 
-        for shard in out.glob("*.parquet"):  # every visible shard is whole
+        for shard in committed(out):  # every committed shard is whole (hidden temporary files are not shards)
             pq.read_table(shard)
     assert len(committed(out)) < total, "the stops left nothing to resume"
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

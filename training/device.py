@@ -420,7 +420,8 @@ def train_one(recipe_path: Path, run: Path, deadline: float, fixed_epochs: int |
         write_json(run / "device-timing.json", timing)
         log.info("%s: %.1f ms/step, %d steps + validation = %.1f s/epoch: %d epochs before the deadline",
                  run.name, timing["step_seconds"] * 1e3, timing["steps"], timing["epoch_seconds"], recipe["epochs"])
-    recipe.pop("run", None)
+    for key in ("run", "n_train", "n_val"):  # the plan's own keys, not the recipe's
+        recipe.pop(key, None)
     # recipe.json's "command" (from sys.argv) is what export writes as the way to train this run again
     sys.argv = ["training.train", "--recipe", recipe["name"], "--out", "RUN_DIR", "--epochs", str(recipe["epochs"])]
     sys.argv += [arg for key in ("limit_train", "limit_val") if recipe.get(key)

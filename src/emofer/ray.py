@@ -646,7 +646,7 @@ def _plan(files: list[str], folder: Path, resume: bool, shard_size: int) -> tupl
             log.info("removing %s, left by a run that stopped", leftover)
             leftover.unlink(missing_ok=True)
         current = {file: input_identity(file) for file in files}
-        for path in sorted(folder.glob("*.parquet")):
+        for path in shard_files(folder):
             record = shard_inputs(path)
             stale = {
                 item["file"]
@@ -799,13 +799,19 @@ def _schema(spec: LoadSpec) -> pyarrow.Schema:
     return row_schema(ModelConfig.load(config_path).labels)
 
 
+def shard_files(folder: Path) -> list[Path]:
+    """The committed shards of a shard folder, in name order: never a hidden temporary file that a task
+    (perhaps one of a stopped run, still finishing) is writing."""
+    return sorted(path for path in folder.glob("*.parquet") if not path.name.startswith("."))
+
+
 def shards_report(out: str | os.PathLike) -> RunReport:
     """Count the rows of a shard folder (OutputError if an input has rows in two shards)."""
     import pyarrow.dataset
 
     out = Path(out)
     seen: dict[str, str] = {}
-    for path in sorted(out.glob("*.parquet")):
+    for path in shard_files(out):
         for item in shard_inputs(path)["inputs"]:
             if seen.setdefault(item["file"], path.name) != path.name:
                 raise OutputError(
