@@ -27,7 +27,8 @@ import numpy as np
 
 from benchmarks.wild import ARCHIVE, EMOTIONS, match, predict_photos, read_faces, score
 from emofer import EmotionRecognizer
-from training import adjust, data, evaluate
+from training import adjust, data
+from training.paths import dataset_of
 
 TAUS = tuple(round(0.1 * k, 1) for k in range(16))
 FLOOR = 0.15
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.model} is already adjusted; give the model it came from")
     photos = read_faces(args.archive, args.every)
     found = expw_probabilities(recognizer, photos, args.archive)
-    valid = data.load(evaluate.dataset_of(recognizer.config), "PublicTest", recognizer.labels)
+    valid = data.load(dataset_of(recognizer.config), "PublicTest", recognizer.labels)
     rows = grid(recognizer, photos, found, valid, args.floor)
     eligible = [r for r in rows if r["floor"]]
     best = max(eligible, key=lambda r: r["score"]) if eligible else None

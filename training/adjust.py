@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.model import sha256_of
-from training import card, data, evaluate
+from training import data, folder
+from training.paths import dataset_of
 from training.report import command_line
 
 log = logging.getLogger("emofer.training")
@@ -46,7 +46,7 @@ def training_prior(config: ModelConfig, kind: str = "targets", data_root: str | 
     """Each of ``config.labels``' share of the training targets the model learnt from."""
     if kind not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {kind!r}")
-    dataset = evaluate.dataset_of(config)
+    dataset = dataset_of(config)
     soft = kind == "targets" and bool(config.trained_on.get("soft_labels"))
     faces = data.load(dataset, "Training", config.labels, soft=soft, root=data_root)
     targets = faces.soft if soft else np.eye(len(faces.classes))[faces.labels]
@@ -113,27 +113,20 @@ def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "target
     if base.trained_on.get("logit_adjustment"):
         raise ValueError(f"{source} is already adjusted; adjust the folder it came from")
     shares = training_prior(base, prior, data_root)
-    out.mkdir(parents=True, exist_ok=True)
-    adjust_graph(source / MODEL_NAME, out / MODEL_NAME, multiplier(shares, base.labels, tau, base.temperature, exclude))
+    weights = multiplier(shares, base.labels, tau, base.temperature, exclude)
     trained_on = {**base.trained_on, "logit_adjustment": {
         "tau": tau, "prior": prior, "excluded": list(exclude),
         "shares": {label: round(float(s), 6) for label, s in zip(base.labels, shares)},
         "from": base.name, "from_sha256": base.model_sha256}}
-    config = base.with_updates(name=name or f"{base.name}-adjusted", model_sha256=sha256_of(out / MODEL_NAME),
-                               trained_on=trained_on, metrics={})
-    config.save(out / CONFIG_NAME)
-    public = evaluate.evaluate(out, "PublicTest", data_root)
-    metrics = {"PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
-               "unadjusted_PublicTest": base.metrics.get("PublicTest", {}).get("accuracy")}
-    log.info("PublicTest accuracy %.4f (unadjusted %s)", public.scores.accuracy, metrics["unadjusted_PublicTest"])
-    if not final:
-        config = config.with_updates(metrics=metrics)
-        config.save(out / CONFIG_NAME)
-        return config
-    return card.finish(out, config, {**metrics,
-                                     "unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")},
-                       report, data_root,
-                       command or command_line("training.adjust", [source, "--tau", tau, "--out", out]))
+    draft = folder.derive(out, base, lambda path: adjust_graph(source / MODEL_NAME, path, weights),
+                          name=name or f"{base.name}-adjusted", trained_on=trained_on)
+    public = folder.evaluate(draft, "PublicTest", data_root)
+    unadjusted = base.metrics.get("PublicTest", {}).get("accuracy")
+    log.info("PublicTest accuracy %.4f (unadjusted %s)", public.scores.accuracy, unadjusted)
+    return folder.finish(draft, public, {"unadjusted_PublicTest": unadjusted}, final=final,
+                         final_extra={"unadjusted_PrivateTest": base.metrics.get("PrivateTest", {}).get("accuracy")},
+                         report=folder.Report(report, command or command_line(
+                             "training.adjust", [source, "--tau", tau, "--out", out])), data_root=data_root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
                         help="leave this emotion unadjusted (as common as the most common one); repeatable")
     parser.add_argument("--name", help="model name (default: the source's name + '-adjusted')")
-    card.add_finish_arguments(parser)
+    folder.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     config = adjust(args.source, args.out, args.tau, args.prior, args.name, args.report, args.data,

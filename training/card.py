@@ -4,12 +4,11 @@
 
 Filled from ``config.json`` (``model_dir``) and the PrivateTest ``report.json`` that
 ``training.evaluate.write_report`` wrote (``report_dir``), through
-``templates/model_card.md.tmpl``. Used by ``training.export`` and ``training.quantize`` alike.
+``templates/model_card.md.tmpl``. Written by ``training.folder.finish``, the one writer of a model folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from emofer.config import CONFIG_NAME, ModelConfig
 from emofer.hub import bundled_models
-from training import evaluate
+from training.paths import REPO_ROOT, dataset_of
 from training.report import confusion_table, render, table
 
 CARD_NAME = "README.md"
@@ -26,7 +25,7 @@ DOCS_CARD_NAME = "card.md"
 REPORT_JSON = "report.json"
 TEMPLATE = "model_card.md.tmpl"
 #: benchmarks.wild's results (expw-dev: real web photos, end to end), where a model has a row.
-WILD_JSON = evaluate.REPO_ROOT / "docs" / "wild.json"
+WILD_JSON = REPO_ROOT / "docs" / "wild.json"
 
 FERPLUS_LICENCE = ("- FER+ (Barsoum et al., 2016): FER2013 relabelled by 10 annotators per face; the labels\n"
                    "  are released by Microsoft under the MIT licence.\n")
@@ -44,31 +43,6 @@ def write(model_dir: str | Path, report_dir: str | Path) -> Path:
     return model_dir / CARD_NAME
 
 
-def finish(out: str | Path, config: ModelConfig, metrics: Mapping[str, Any], report: str | Path | None = None,
-           data_root: str | Path | None = None, command: str = "") -> ModelConfig:
-    """The one PrivateTest evaluation of a model folder made from another (int8, logit-adjusted).
-
-    Saves config.json with ``{"PrivateTest": ..., **metrics}``, writes the report (``report`` or
-    docs/models/<short name>/) and the card; returns the saved config.
-    """
-    out = Path(out)
-    private = evaluate.evaluate(out, "PrivateTest", data_root)
-    config = config.with_updates(metrics={"PrivateTest": private.headline(), **metrics})
-    config.save(out / CONFIG_NAME)
-    report_dir = Path(report) if report else evaluate.default_out(config)
-    evaluate.write_report(private, report_dir, None, command, examples=False)
-    write(out, report_dir)
-    return config
-
-
-def add_finish_arguments(parser: argparse.ArgumentParser) -> None:
-    """--report, --data and --candidate, as the commands that call :func:`finish` take them."""
-    parser.add_argument("--report", type=Path, help="report folder (default docs/models/<short name>/)")
-    parser.add_argument("--data", type=Path, help="dataset archive or folder (default: ../shared/data)")
-    parser.add_argument("--candidate", action="store_true",
-                        help="a model to choose between: PublicTest only, the test split is not read")
-
-
 def docs_copy(card: str) -> str:
     """The card without its YAML front matter (for the docs site)."""
     return card.split("---\n", 2)[-1].lstrip()
@@ -80,11 +54,11 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
     ``report`` is the model's PrivateTest report.json (per-class scores and confusion matrix).
     """
     trained, metrics = config.trained_on, config.metrics
-    ferplus = evaluate.dataset_of(config) == "ferplus"
+    ferplus = dataset_of(config) == "ferplus"
     private, public = metrics["PrivateTest"], metrics["PublicTest"]
     per_class = report["per_class"]
     return render(TEMPLATE, {
-        "name": config.name, "short": config.name.rsplit("/", 1)[-1], "dataset": evaluate.dataset_of(config),
+        "name": config.name, "short": config.name.rsplit("/", 1)[-1], "dataset": dataset_of(config),
         "ferplus_yaml": "\n  - ferplus" if ferplus else "", "ferplus_licence": FERPLUS_LICENCE if ferplus else "",
         "what": _what(trained), "classifies": "classify" if trained.get("ensemble_with") else "classifies",
         "n_labels": len(config.labels), "labels": ", ".join(config.labels), "about_graph": _about_graph(config),

@@ -23,12 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.hub import resolve_model
-from emofer.model import sha256_of
-from training import card, evaluate
+from training import folder
 from training.report import command_line
 
 log = logging.getLogger("emofer.training")
@@ -55,8 +52,8 @@ def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights
     input_value = first.graph.input[0]
     nodes, initializers, values, outputs = [], [], [], []
     opsets: dict[str, int] = {}
-    for i, (folder, config, weight) in enumerate(zip(folders, configs, weights)):
-        member = compose.add_prefix(onnx.load(str(folder / MODEL_NAME)), prefix=f"m{i}/")
+    for i, (member_dir, config, weight) in enumerate(zip(folders, configs, weights)):
+        member = compose.add_prefix(onnx.load(str(member_dir / MODEL_NAME)), prefix=f"m{i}/")
         graph = member.graph
         for opset in member.opset_import:
             opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
@@ -108,26 +105,18 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
     check_members(configs, weights)
     total = float(sum(weights))
     weights = [w / total for w in weights]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    onnx.save(build_graph(folders, configs, weights), str(out / MODEL_NAME))
     head = configs[0]
     trained_on = {**head.trained_on, "ensemble_with": [c.name for c in configs[1:]],
                   "onnx_ensemble": [{"model": c.name, "sha256": c.model_sha256, "weight": round(w, 4),
                                      "temperature": c.temperature} for c, w in zip(configs, weights)]}
-    config = head.with_updates(name=name, temperature=1.0, model_sha256=sha256_of(out / MODEL_NAME),
-                               trained_on=trained_on, metrics={})
-    config.save(out / CONFIG_NAME)
-    public = evaluate.evaluate(out, "PublicTest", data_root)
-    metrics = {"PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
-               "member_PublicTest": [c.metrics.get("PublicTest", {}).get("accuracy") for c in configs]}
-    log.info("PublicTest: ensemble %.4f, members %s", public.scores.accuracy, metrics["member_PublicTest"])
-    if not final:
-        config = config.with_updates(metrics=metrics)
-        config.save(out / CONFIG_NAME)
-        return config
-    return card.finish(out, config, metrics, report, data_root,
-                       command or command_line("training.ensemble", [*map(str, models), "--out", out]))
+    draft = folder.derive(out, head, lambda path: onnx.save(build_graph(folders, configs, weights), str(path)),
+                          name=name, temperature=1.0, trained_on=trained_on)
+    public = folder.evaluate(draft, "PublicTest", data_root)
+    members = [c.metrics.get("PublicTest", {}).get("accuracy") for c in configs]
+    log.info("PublicTest: ensemble %.4f, members %s", public.scores.accuracy, members)
+    return folder.finish(draft, public, {"member_PublicTest": members}, final=final, data_root=data_root,
+                         report=folder.Report(report, command or command_line(
+                             "training.ensemble", [*map(str, models), "--out", out])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the ensemble's name, e.g. emofer/wild-accurate")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write")
     parser.add_argument("--weight", type=float, action="append", help="one per model, in order (default: equal)")
-    card.add_finish_arguments(parser)
+    folder.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:

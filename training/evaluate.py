@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,18 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from training import data, metrics
-from training.runs import Run
+from training.paths import DATASET_CLASSES, DATASETS, dataset_of, default_out
 from training.report import command_line, confusion_table, render, table
+from training.runs import Run
 
 log = logging.getLogger("emofer.training")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DOCS_MODELS = REPO_ROOT / "docs" / "models"
 #: Figure resolution; with these sizes every PNG stays under 200 KB (examples.png, all photos, at 72).
 DPI = 90
 EXAMPLES_DPI = 72
 #: Faces shown in examples.png (a 4 x 6 grid), drawn with a fixed seed.
 EXAMPLES = 24
 EXAMPLE_SEED = 0
-#: config.trained_on["dataset"] spellings -> training.data.load names.
-DATASETS = {"fer2013": "fer2013", "ferplus": "ferplus", "fer+": "ferplus"}
-#: Each dataset's full class set (a training.data.SUBSETS name).
-DATASET_CLASSES = {"fer2013": "fer7", "ferplus": "ferplus8"}
 
 
 @dataclass(frozen=True)
@@ -70,38 +64,39 @@ class Evaluation:
                 "ece": round(self.calibration.ece, 4)}
 
 
-def dataset_of(config: ModelConfig) -> str:
-    """The ``training.data.load`` name of the dataset a model was trained on."""
-    raw = str(config.trained_on.get("dataset", "fer2013")).lower()
-    if raw not in DATASETS:
-        raise data.DatasetError(f"{config.name}: trained_on.dataset {raw!r} is not one of {sorted(DATASETS)}")
-    return DATASETS[raw]
+def classify(model_dir: Path, pixels: np.ndarray, config: ModelConfig | None = None) -> np.ndarray:
+    """emofer's probabilities (temperature applied) for uint8 (N, 48, 48) faces.
 
-
-def classify(model_dir: Path, pixels: np.ndarray) -> np.ndarray:
-    """emofer's probabilities (temperature applied) for uint8 (N, 48, 48) faces."""
+    ``config`` is the model's config when it is not (yet) the folder's config.json.
+    """
     from emofer import EmotionRecognizer
+    from emofer.detect import build_detector
+    from emofer.model import OnnxClassifier
 
-    recognizer = EmotionRecognizer.from_pretrained(model_dir, detector="none")
+    if config is None:
+        recognizer = EmotionRecognizer.from_pretrained(model_dir, detector="none")
+    else:
+        recognizer = EmotionRecognizer(OnnxClassifier(Path(model_dir) / MODEL_NAME, config), build_detector("none"))
     return np.asarray(recognizer.classify(pixels), np.float64)
 
 
 def evaluate(model_dir: str | Path, split: str = "PrivateTest", data_root: str | Path | None = None,
-             dataset: str | None = None) -> Evaluation:
+             dataset: str | None = None, config: ModelConfig | None = None) -> Evaluation:
     """Score the model folder ``model_dir`` on ``split`` of the dataset its config names.
 
     ``dataset`` scores it on another dataset instead ('fer2013' for a FER+ model): over the
-    emotions both name, the model's probabilities of those renormalised to sum to 1.
+    emotions both name, the model's probabilities of those renormalised to sum to 1. ``config``
+    is the model's config when the folder's config.json is not written yet (training.folder).
     """
     model_dir = Path(model_dir)
-    config = ModelConfig.load(model_dir / CONFIG_NAME)
+    config = config or ModelConfig.load(model_dir / CONFIG_NAME)
     own = dataset_of(config)
     dataset = DATASETS[dataset.lower()] if dataset else own
     labels = config.labels if dataset == own else \
         tuple(c for c in data.SUBSETS[DATASET_CLASSES[dataset]] if c in config.labels)
     faces = data.load(dataset, split, labels, root=data_root)
     log.info("evaluating %s on %s %s: %d faces", config.name, dataset, split, len(faces))
-    probabilities = classify(model_dir, faces.pixels)
+    probabilities = classify(model_dir, faces.pixels, config)
     if labels != config.labels:
         probabilities = probabilities[:, [config.labels.index(c) for c in labels]]
         probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -109,11 +104,6 @@ def evaluate(model_dir: str | Path, split: str = "PrivateTest", data_root: str |
     return Evaluation(model_dir, config, faces, probabilities, metrics.scores(confusion, labels),
                       metrics.calibration(probabilities, faces.labels), sha256_of(model_dir / MODEL_NAME),
                       "" if dataset == own else dataset)
-
-
-def default_out(config: ModelConfig) -> Path:
-    """docs/models/<short name>/ of the checkout."""
-    return DOCS_MODELS / config.name.rsplit("/", 1)[-1]
 
 
 def load_history(run: Path) -> tuple[list[dict[str, float]], int]:
@@ -125,14 +115,16 @@ def load_history(run: Path) -> tuple[list[dict[str, float]], int]:
 # --- the report ---
 
 def write_report(evaluation: Evaluation, out: str | Path, run: str | Path | None = None,
-                 command: str | None = None, examples: bool = True) -> Path:
+                 command: str | None = None, examples: bool = True,
+                 history: tuple[list[dict[str, float]], int] | None = None) -> Path:
     """Write report.json, report.md and the figures into ``out``; return the report.md path.
 
-    ``examples=False`` leaves out examples.png, the one figure made of dataset faces.
+    ``examples=False`` leaves out examples.png, the one figure made of dataset faces. The
+    training curves come from ``run``'s state.json, or from ``history`` (epochs, best epoch).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    history, best_epoch = load_history(Path(run)) if run else ([], 0)
+    history, best_epoch = history or (load_history(Path(run)) if run else ([], 0))
     figures = _write_figures(evaluation, out, history, best_epoch, examples)
     command = command or command_line("training.evaluate", [evaluation.model_dir, "--split", evaluation.split,
                                                             *(["--run", run] if run else [])])

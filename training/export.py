@@ -36,12 +36,12 @@ os.environ["KERAS_BACKEND"] = EXPORT_BACKEND
 import keras
 import numpy as np
 
-from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.model import OnnxClassifier, sha256_of
+from emofer.config import MODEL_NAME, ModelConfig
+from emofer.model import OnnxClassifier
 from emofer.preprocess import CropPolicy, model_input
-from training import card, data, evaluate, metrics, nets
-from training.report import command_line
+from training import data, folder, metrics, nets
 from training.framing import DEFAULT_POLICIES, load_policies
+from training.report import command_line
 from training.runs import Run
 
 log = logging.getLogger("emofer.training")
@@ -199,32 +199,30 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
         raise ExportError(f"export needs Keras on {EXPORT_BACKEND} (tf2onnx); keras was loaded on "
                           f"{keras.backend.backend()} before training.export: run python -m training.export on its own")
     by_detector = crop_policies(framing)  # before the slow part: a wrong --framing fails at once
-    folder = Run(run)
-    draft, labels = folder.config, folder.classes  # the run's config.json from epoch one
-    model = check_input(load_checkpoint(run / checkpoint), draft, run / checkpoint)
+    run_folder = Run(run)
+    draft_config, labels = run_folder.config, run_folder.classes  # the run's config.json from epoch one
+    model = check_input(load_checkpoint(run / checkpoint), draft_config, run / checkpoint)
     if ensemble:
         members = [Run(other) for other in ensemble]
         for member in members:
-            if (member.config.input, member.config.normalize) != (draft.input, draft.normalize):
+            if (member.config.input, member.config.normalize) != (draft_config.input, draft_config.normalize):
                 raise ExportError(f"ensemble member {member.path} was trained on other input than {run} "
                                   f"({vars(member.config.input)}, {vars(member.config.normalize)})")
         model = with_members(model, labels, [load_member(member.path) for member in members])
     if tta_flip:
         model = with_flip_tta(model)
-    onnx_path = out / MODEL_NAME
-    to_onnx(model, onnx_path)
+    draft = folder.derive(  # the run's draft completed: name, sha256, framing, epochs and how it was exported
+        out, draft_config, lambda path: to_onnx(model, path), name=name, labels=labels, crop_by_detector=by_detector,
+        trained_on=run_folder.trained_on(checkpoint, tta_flip, [Run(other).name for other in ensemble]))
 
-    public = data.load(folder.dataset, "PublicTest", labels, root=data_root)
-    tensor = model_input(public.pixels, draft)
+    public = data.load(run_folder.dataset, "PublicTest", labels, root=data_root)
+    tensor = model_input(public.pixels, draft_config)
     keras_probabilities = model.predict(tensor, batch_size=256, verbose=0)
-    config = draft.with_updates(  # the draft completed: name, sha256, framing, epochs and how it was exported
-        name=name, labels=labels, model_sha256=sha256_of(onnx_path), crop_by_detector=by_detector,
-        trained_on=folder.trained_on(checkpoint, tta_flip, [Run(other).name for other in ensemble]))
     rows = np.unique(np.linspace(0, len(public) - 1, min(PARITY_FACES, len(public))).astype(int))  # all classes
     try:
-        check_parity(keras_probabilities[rows], OnnxClassifier(onnx_path, config).run(tensor[rows]))
+        check_parity(keras_probabilities[rows], OnnxClassifier(draft.graph, draft.config).run(tensor[rows]))
     except ExportError:
-        onnx_path.unlink()  # never leave a graph that failed the check where emofer would load it
+        draft.graph.unlink()  # never leave a graph that failed the check where emofer would load it
         raise
     if calibrate:
         temperature = metrics.fit_temperature(keras_probabilities, public.labels, probabilities=True)
@@ -234,29 +232,16 @@ def export(run: str | Path, name: str, out: str | Path, checkpoint: str = "best.
         if min(abs(temperature - bound) for bound in metrics.TEMPERATURE_RANGE) < 1e-3:
             log.warning("temperature %.4f is at the edge of the searched range %s", temperature,
                         metrics.TEMPERATURE_RANGE)
-        config = config.with_updates(temperature=round(temperature, 4))
-    config.save(out / CONFIG_NAME)
+        draft = draft.with_updates(temperature=round(temperature, 4))
 
-    public_eval = evaluate.evaluate(out, "PublicTest", data_root)
-    if not final:
-        config = config.with_updates(metrics={"PublicTest": {"accuracy": round(public_eval.scores.accuracy, 4),
-                                                             "n": public_eval.scores.n}})
-        config.save(out / CONFIG_NAME)
-        log.info("candidate %s written to %s (no test-split evaluation)", name, out)
-        return config
-    private_eval = evaluate.evaluate(out, "PrivateTest", data_root)
     command = command or command_line(
         "training.export", [run, "--name", name, "--out", out, "--checkpoint", checkpoint,
                             *["--tta-flip"] * tta_flip, *["--calibrate"] * calibrate,
                             *[arg for other in ensemble for arg in ("--ensemble", other)]])
-    report_dir = Path(report) if report else evaluate.default_out(config)
-    evaluate.write_report(private_eval, report_dir, run, command, examples)
-    config = config.with_updates(metrics={"PrivateTest": private_eval.headline(),
-                                          "PublicTest": {"accuracy": round(public_eval.scores.accuracy, 4),
-                                                         "n": public_eval.scores.n}})
-    config.save(out / CONFIG_NAME)
-    card.write(out, report_dir)
-    log.info("exported %s to %s", name, out)
+    config = folder.finish(draft, folder.evaluate(draft, "PublicTest", data_root), final=final, data_root=data_root,
+                           report=folder.Report(report, command, run, examples))
+    if final:
+        log.info("exported %s to %s", name, out)
     return config
 
 

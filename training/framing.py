@@ -59,12 +59,12 @@ from emofer.detect.yunet import BUNDLED_WEIGHTS
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.model import sha256_of
 from emofer.preprocess import CropPolicy, expand_box
-from training import data, evaluate
+from training import data
+from training.paths import REPO_ROOT, dataset_of
 from training.report import command_line, render, table
 
 log = logging.getLogger("emofer.training")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "framing"
 #: The policies file training/export.py reads by default.
 DEFAULT_POLICIES = DEFAULT_OUT.with_suffix(".json")
@@ -322,7 +322,7 @@ def run_split(model_dir: Path, split: str, detectors: dict[str, Any], n: int, se
     from emofer import EmotionRecognizer
 
     config = ModelConfig.load(model_dir / CONFIG_NAME)
-    faces = data.load(evaluate.dataset_of(config), split, config.labels, root=data_root)
+    faces = data.load(dataset_of(config), split, config.labels, root=data_root)
     index = stratified_sample(faces.labels, n, seed)
     sample = faces.take(index)
     start = time.perf_counter()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,12 +24,13 @@ import numpy as np
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
 from emofer.errors import ModelLoadError
 from emofer.model import OnnxClassifier, sha256_of
+from training import folder as model_folder
 
 log = logging.getLogger("emofer.training")
 
-CARD_NAME = "README.md"
-#: Exactly the files a published model repo holds.
-UPLOAD_FILES = (MODEL_NAME, CONFIG_NAME, CARD_NAME)
+CARD_NAME = model_folder.CARD_NAME
+#: Exactly the files a published model repo holds: those training.folder writes.
+UPLOAD_FILES = model_folder.FILES
 #: Front-matter keys the model card must set.
 CARD_KEYS = ("library_name", "license", "tags")
 
@@ -102,8 +102,7 @@ def stage(folder: str | Path, staging: str | Path) -> Staged:
     if any(staging.iterdir()):
         raise PublishError(f"staging folder {staging} is not empty; everything in it would be uploaded")
     validate(folder)
-    for name in UPLOAD_FILES:
-        shutil.copy2(folder / name, staging / name)
+    model_folder.copy_files(folder, staging)
     config = validate(staging)
     files = tuple((p.name, p.stat().st_size) for p in sorted(staging.iterdir()))
     return Staged(staging, config, files)

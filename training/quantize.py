@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.model import sha256_of
 from emofer.preprocess import to_tensor
-from training import card, data, evaluate
+from training import data, evaluate, folder
+from training.paths import dataset_of
 from training.report import command_line
 
 log = logging.getLogger("emofer.training")
@@ -44,7 +44,7 @@ class QuantizeError(RuntimeError):
 def calibration_tensor(config: ModelConfig, n: int = CALIBRATION_FACES, seed: int = 0,
                        data_root: str | Path | None = None) -> np.ndarray:
     """``n`` Training faces (stratified by class) as the model's float32 input tensor."""
-    faces = data.load(evaluate.dataset_of(config), "Training", config.labels, root=data_root)
+    faces = data.load(dataset_of(config), "Training", config.labels, root=data_root)
     rng = np.random.default_rng(seed)
     per_class = max(1, n // len(config.labels))
     rows = np.concatenate([rng.permutation(np.flatnonzero(faces.labels == k))[:per_class]
@@ -87,37 +87,29 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
         raise QuantizeError(f"{source} is already quantised; quantise the float model folder it came from")
     name = name or f"{float_config.name}-int8"
     tensor = calibration_tensor(float_config, faces, data_root=data_root)
-    out.mkdir(parents=True, exist_ok=True)
-    quantize_graph(source / MODEL_NAME, out / MODEL_NAME, tensor)
     trained_on = dict(float_config.trained_on)
     trained_on["quantization"] = {
         "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
         "from": float_config.name, "from_sha256": float_config.model_sha256,
-        "calibration": f"{len(tensor)} {evaluate.dataset_of(float_config)} Training faces",
+        "calibration": f"{len(tensor)} {dataset_of(float_config)} Training faces",
     }
-    config = float_config.with_updates(name=name, model_sha256=sha256_of(out / MODEL_NAME), trained_on=trained_on,
-                                       metrics={})
-    config.save(out / CONFIG_NAME)
+    draft = folder.derive(out, float_config, lambda path: quantize_graph(source / MODEL_NAME, path, tensor),
+                          name=name, trained_on=trained_on)
 
     float_public = float_config.metrics.get("PublicTest", {}).get("accuracy")
     if float_public is None:
         float_public = evaluate.evaluate(source, "PublicTest", data_root).scores.accuracy
-    public = evaluate.evaluate(out, "PublicTest", data_root)
+    public = folder.evaluate(draft, "PublicTest", data_root)
     drop = float(float_public) - public.scores.accuracy
     log.info("PublicTest accuracy: float %.4f, int8 %.4f (drop %.4f)", float_public, public.scores.accuracy, drop)
     if drop > max_drop:
         shutil.rmtree(out)
         raise QuantizeError(f"int8 loses {100 * drop:.2f} accuracy points on PublicTest (limit "
                             f"{100 * max_drop:.2f}); keep the float model")
-    public_metrics = {"PublicTest": {"accuracy": round(public.scores.accuracy, 4), "n": public.scores.n},
-                      "float_PublicTest": round(float(float_public), 4)}
-    if not final:
-        config = config.with_updates(metrics=public_metrics)
-        config.save(out / CONFIG_NAME)
-        return config
-    return card.finish(out, config, {**public_metrics,
-                                     "float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy")},
-                       report, data_root, command or command_line("training.quantize", [source, "--out", out]))
+    command = command or command_line("training.quantize", [source, "--out", out])
+    return folder.finish(draft, public, {"float_PublicTest": round(float(float_public), 4)}, final=final,
+                         final_extra={"float_PrivateTest": float_config.metrics.get("PrivateTest", {}).get("accuracy")},
+                         report=folder.Report(report, command), data_root=data_root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="Training faces for calibration")
     parser.add_argument("--max-drop", type=float, default=MAX_DROP,
                         help="largest PublicTest accuracy drop kept, as a fraction (default 0.005)")
-    card.add_finish_arguments(parser)
+    folder.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:

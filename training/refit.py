@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.model import sha256_of
 from emofer.preprocess import model_input
-from training import card, data, evaluate, expw, metrics
-from training.report import command_line
+from training import data, expw, folder, metrics
 from training.ensemble import member_folder
 from training.mixing import Web
+from training.paths import dataset_of
+from training.report import command_line
 
 log = logging.getLogger("emofer.training")
 
@@ -74,11 +74,11 @@ def find_head(model) -> Head:
 class Features:
     """The model's own graph, with the classifier's input as an extra output."""
 
-    def __init__(self, folder: Path, config: ModelConfig):
+    def __init__(self, model_dir: Path, config: ModelConfig):
         import onnx
         import onnxruntime as ort
 
-        graph = onnx.load(str(folder / MODEL_NAME))
+        graph = onnx.load(str(model_dir / MODEL_NAME))
         self.head = find_head(graph)
         self.weights = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer
                         if i.name in (self.head.weight, self.head.bias)}
@@ -107,39 +107,43 @@ def fit_head(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, weight: np
     return new_weight.astype(np.float32), new_bias.astype(np.float32)
 
 
-_CACHE: dict[tuple, tuple] = {}
-
-
-def _features(folder: Path, source: ModelConfig, dataset: str, data_root: str | Path | None) -> tuple:
-    """The graph's features of the main and web training faces (kept per process: refits at several
-    shares of one model compute them once)."""
-    key = (str(folder), source.model_sha256, dataset, str(data_root))
-    if key not in _CACHE:
-        features = Features(folder, source)
-        main = data.load(dataset, "Training", source.labels, soft=dataset == "ferplus", root=data_root)
-        web, framing = expw.load("Training", source.labels, source.crop_for("yunet"), source.input.size)
-        log.info("features of %d %s Training faces and %d expw-train faces (x2 with mirrors; YuNet framed %d)",
-                 len(main), dataset, len(web), framing.yunet)
-        x_web = np.concatenate([features(web.pixels), features(web.pixels[:, :, ::-1].copy())])
-        _CACHE[key] = (features, main, features(main.pixels), web, x_web, framing)
-    return _CACHE[key]
+def _features(model_dir: Path, source: ModelConfig, dataset: str, data_root: str | Path | None,
+              cache: dict[tuple, tuple] | None = None) -> tuple:
+    """The graph's features of the main and web training faces; ``cache`` (the caller's) keeps them, so
+    refits at several shares of one model compute them once."""
+    key = (str(model_dir), source.model_sha256, dataset, str(data_root))
+    if cache is not None and key in cache:
+        return cache[key]
+    features = Features(model_dir, source)
+    main = data.load(dataset, "Training", source.labels, soft=dataset == "ferplus", root=data_root)
+    web, framing = expw.load("Training", source.labels, source.crop_for("yunet"), source.input.size)
+    log.info("features of %d %s Training faces and %d expw-train faces (x2 with mirrors; YuNet framed %d)",
+             len(main), dataset, len(web), framing.yunet)
+    x_web = np.concatenate([features(web.pixels), features(web.pixels[:, :, ::-1].copy())])
+    found = (features, main, features(main.pixels), web, x_web, framing)
+    if cache is not None:
+        cache[key] = found
+    return found
 
 
 def refit(model: str | Path, out: str | Path, name: str, web_share: float = 0.5, label_smoothing: float = 0.1,
           report: str | Path | None = None, data_root: str | Path | None = None, command: str = "",
-          final: bool = True) -> ModelConfig:
-    """Write ``model`` with its classifier refitted on web faces into the folder ``out``; return its config."""
+          final: bool = True, cache: dict[tuple, tuple] | None = None) -> ModelConfig:
+    """Write ``model`` with its classifier refitted on web faces into the folder ``out``; return its config.
+
+    ``cache``: a dict kept between calls that refit the same model (its features are computed once).
+    """
     import onnx
 
     options = Web(share=web_share, label_smoothing=label_smoothing)
-    folder = member_folder(model)
-    source = ModelConfig.load(folder / CONFIG_NAME)
+    model_dir = member_folder(model)
+    source = ModelConfig.load(model_dir / CONFIG_NAME)
     if source.trained_on.get("quantization") or source.trained_on.get("logit_adjustment"):
         raise RefitError(f"{source.name} is quantised or adjusted; refit the float model it came from")
     if source.input.channels != 1:
         raise RefitError(f"{source.name} takes colour input; expw-train faces are made grey here")
-    dataset = evaluate.dataset_of(source)
-    features, main, x_main, web, x_web, framing = _features(folder, source, dataset, data_root)
+    dataset = dataset_of(source)
+    features, main, x_main, web, x_web, framing = _features(model_dir, source, dataset, data_root, cache)
     present = np.array([label in expw.EXPW_CLASSES for label in source.labels])
     y_web = np.concatenate([options.targets(web, present)] * 2)
     x, y = np.concatenate([x_main, x_web]), np.concatenate([main.targets().astype(np.float32), y_web])
@@ -155,34 +159,22 @@ def refit(model: str | Path, out: str | Path, name: str, web_share: float = 0.5,
         if initializer.name in (head.weight, head.bias):
             initializer.CopyFrom(onnx.numpy_helper.from_array(weight if initializer.name == head.weight else bias,
                                                               initializer.name))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    onnx.save(graph, str(out / MODEL_NAME))
     trained_on = {**source.trained_on, "head_refit": {
         "from": source.name, "from_sha256": source.model_sha256, "web_share": web_share,
         "label_smoothing": label_smoothing, "faces": {dataset: len(main), "expw-train": len(web)},
         "yunet_framed": framing.yunet, "epochs": EPOCHS}}
-    config = source.with_updates(name=name, temperature=1.0, model_sha256=sha256_of(out / MODEL_NAME),
-                                 trained_on=trained_on, metrics={})
-    config.save(out / CONFIG_NAME)
+    draft = folder.derive(out, source, lambda path: onnx.save(graph, str(path)), name=name, temperature=1.0,
+                          trained_on=trained_on)
     public = data.load(dataset, "PublicTest", source.labels, root=data_root)
-    from emofer import EmotionRecognizer
-
-    raw = EmotionRecognizer.from_pretrained(out, detector="none").classify(public.pixels)
-    temperature = round(metrics.fit_temperature(raw, public.labels, probabilities=True), 4)
-    config = config.with_updates(temperature=temperature)
-    config.save(out / CONFIG_NAME)
-    scored = evaluate.evaluate(out, "PublicTest", data_root)
-    result = {"PublicTest": {"accuracy": round(scored.scores.accuracy, 4), "n": scored.scores.n},
-              "source_PublicTest": source.metrics.get("PublicTest", {}).get("accuracy")}
-    log.info("PublicTest %.4f (source %s); temperature %.4f", scored.scores.accuracy, result["source_PublicTest"],
-             temperature)
-    if not final:
-        config = config.with_updates(metrics=result)
-        config.save(out / CONFIG_NAME)
-        return config
-    return card.finish(out, config, result, report, data_root,
-                       command or command_line("training.refit", [str(model), "--out", out]))
+    temperature = round(metrics.fit_temperature(folder.classify(draft, public.pixels), public.labels,
+                                                probabilities=True), 4)
+    draft = draft.with_updates(temperature=temperature)
+    scored = folder.evaluate(draft, "PublicTest", data_root)
+    source_public = source.metrics.get("PublicTest", {}).get("accuracy")
+    log.info("PublicTest %.4f (source %s); temperature %.4f", scored.scores.accuracy, source_public, temperature)
+    return folder.finish(draft, scored, {"source_PublicTest": source_public}, final=final, data_root=data_root,
+                         report=folder.Report(report, command or command_line("training.refit",
+                                                                              [str(model), "--out", out])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,18 +186,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the fit's weight on web faces (0-0.95; default 0.5); repeat for several "
                              "refits, written to OUT-sSHARE with NAME-sSHARE (features computed once)")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="for the web faces' one-annotator labels")
-    card.add_finish_arguments(parser)
+    folder.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     shares = args.web_share or [0.5]
+    cache: dict[tuple, tuple] = {}  # the model's features, computed for the first share
     for share in shares:
         suffix = f"-s{round(share * 100):02d}" if len(shares) > 1 else ""
         out, name = args.out.with_name(args.out.name + suffix), args.name + suffix
         try:
             config = refit(args.model, out, name, share, args.label_smoothing, args.report, args.data,
                            command_line("training.refit", sys.argv[1:] if argv is None else argv),
-                           final=not args.candidate)
-        except (RefitError, ValueError) as exc:
+                           final=not args.candidate, cache=cache)
+        except ValueError as exc:  # RefitError is one
             parser.exit(2, f"error: {exc}\n")
         print(f"{config.name}: {'candidate, ' if args.candidate else ''}PublicTest "
               f"{config.metrics['PublicTest']['accuracy']:.4f}; wrote {out}", flush=True)

@@ -12,7 +12,7 @@ from emofer import EmotionRecognizer
 from emofer.config import ModelConfig
 from tests.conftest import write_model_folder
 from tests.training.conftest import zip_folder
-from training import data, evaluate
+from training import data, evaluate, paths
 
 LABELS = ("angry", "happy", "sad")
 HISTORY = [{"accuracy": 0.3 + 0.05 * e, "loss": 1.5 - 0.1 * e, "val_accuracy": 0.28 + 0.04 * e,
@@ -87,7 +87,7 @@ def test_cli_prints_accuracy_and_skips_curves_without_a_run(model_dir, archive, 
 
 def test_default_report_folder_is_docs_models_short_name(model_dir):
     config = ModelConfig.load(model_dir / "config.json")
-    assert evaluate.default_out(config) == evaluate.REPO_ROOT / "docs" / "models" / "tiny3"
+    assert paths.default_out(config) == paths.REPO_ROOT / "docs" / "models" / "tiny3"
 
 
 def test_unknown_dataset_in_config(tmp_path):
