@@ -67,7 +67,7 @@ class Draft:
         return Draft(self.out, self.config.with_updates(**changes))
 
 
-def derive(out: str | Path, source: ModelConfig, write_graph: Callable[[Path], None], **changes: Any) -> Draft:
+def derive(out: str | Path, source: ModelConfig, write_graph: Callable[[Path], object], **changes: Any) -> Draft:
     """Write the graph into ``out`` (``write_graph(out / model.onnx)``) and derive its config from ``source``.
 
     ``changes`` are the config fields that differ from the source's (name, trained_on, ...); the
@@ -79,7 +79,7 @@ def derive(out: str | Path, source: ModelConfig, write_graph: Callable[[Path], N
     return Draft(out, source.with_updates(**changes, model_sha256=sha256_of(out / MODEL_NAME), metrics={}))
 
 
-def copy_graph(source: str | Path) -> Callable[[Path], None]:
+def copy_graph(source: str | Path) -> Callable[[Path], object]:
     """A ``write_graph`` for :func:`derive` that copies another folder's model.onnx as it is."""
     return lambda target: shutil.copyfile(Path(source) / MODEL_NAME, target)
 
