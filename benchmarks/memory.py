@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks.wild import model_path
 from emofer import EmotionRecognizer, hub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error(f"the bundled {hub.DEFAULT_MODEL} is not installed; pass --model FOLDER")
-    recognizer = EmotionRecognizer.from_pretrained(args.model, detector="none")
+    recognizer = EmotionRecognizer.from_pretrained(model_path(args.model), detector="none")
     samples = run(recognizer, args.photo, args.n, args.every)
     memory = rss_summary(samples)
     result = {

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = read_faces(args.archive, args.every)
     results = []
     runs = [lambda model=model: evaluate(
-        EmotionRecognizer.from_pretrained(model, detector=args.detector, threads=args.threads), photos,
+        EmotionRecognizer.from_pretrained(model_path(model), detector=args.detector, threads=args.threads), photos,
         args.archive, detector=args.detector) for model in args.models]
     if args.fer:
         runs.append(lambda: evaluate_fer(photos, args.archive, args.fer_venv))
