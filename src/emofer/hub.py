@@ -51,7 +51,8 @@ MOVED_MODELS = frozenset(
         "wild8-int8",
     )
 )
-#: The last release that bundled every model in MOVED_MODELS that was released at all.
+#: The release the moved-model message names: later releases bundle only what bundled_models() lists
+#: (0.1.0 bundled emofer/fer7; the other moved models were bundled between releases only).
 MOVED_AFTER = "0.1.0"
 #: Files fetched for a Hub model; the card is optional.
 MODEL_FILES = (CONFIG_NAME, MODEL_NAME)
