@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import DEFAULT_FER_VENV, ROOT, TEMPLATES, Runner, ensure_fer_venv
+from benchmarks.wild import model_path
 from emofer import EmotionRecognizer
 from training import data
 from training.report import render, table
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         classes = data.SUBSETS[task]
         keep = np.isin(faces.labels, [faces.classes.index(c) for c in classes])
         truth = np.array([classes.index(faces.classes[i]) for i in faces.labels[keep]])
-        ours = EmotionRecognizer.from_pretrained(f"emofer/{model}", detector="none")
+        ours = EmotionRecognizer.from_pretrained(model_path(f"emofer/{model}"), detector="none")
         emofer_accuracy = float((ours.classify(faces.pixels[keep]).argmax(1) == truth).mean())
         columns = [fer["labels"].index(c) for c in classes]
         fer_accuracy = float((fer_probabilities[keep][:, columns].argmax(1) == truth).mean())

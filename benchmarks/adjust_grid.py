@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.wild import ARCHIVE, EMOTIONS, match, predict_photos, read_faces, score
+from benchmarks.wild import ARCHIVE, EMOTIONS, match, model_path, predict_photos, read_faces, score
 from emofer import EmotionRecognizer
 from training import adjust, data
 from training.paths import dataset_of
@@ -102,7 +102,8 @@ def ceiling(found: dict, photos: dict, labels: tuple[str, ...], sweeps: int = 4)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", default="emofer/wild8-int8", help="an unadjusted model (default: emofer/wild8-int8)")
+    parser.add_argument("model", nargs="?", default="emofer/wild8-int8",
+                        help="an unadjusted model (default: emofer/wild8-int8, read from this checkout's models/)")
     parser.add_argument("--every", type=int, default=1, help="score every N-th labelled face (quick looks)")
     parser.add_argument("--archive", type=Path, default=ARCHIVE)
     parser.add_argument("--out", type=Path, help="write the grid as JSON here")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.archive.exists():
         parser.error(f"{args.archive} not found: expw-dev lives in ../shared/data beside the checkout")
-    recognizer = EmotionRecognizer.from_pretrained(args.model)
+    recognizer = EmotionRecognizer.from_pretrained(model_path(args.model))
     if recognizer.config.trained_on.get("logit_adjustment"):
         parser.error(f"{args.model} is already adjusted; give the model it came from")
     photos = read_faces(args.archive, args.every)

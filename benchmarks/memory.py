@@ -1,6 +1,6 @@
 """Memory over a long run: many predictions in one process, resident memory sampled as it goes.
 
-    python -m benchmarks.memory [--model emofer/fer7 | FOLDER] [--n 10000] [--every 1000] [--out FILE]
+    python -m benchmarks.memory [--model emofer/fer5 | FOLDER] [--n 10000] [--every 1000] [--out FILE]
 
 Each prediction classifies the faces of a real photo at fixed boxes (detector "none" with
 caller boxes), so the run measures the classification path; the resident set size (VmRSS from
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks.wild import model_path
 from emofer import EmotionRecognizer, hub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     bundled = hub.bundled_models()
     default_model = hub.DEFAULT_MODEL if hub.DEFAULT_MODEL in bundled else None
     parser.add_argument("--model", default=default_model,
-                        help="model folder, .onnx or repo id (default: the bundled emofer/fer7)")
+                        help=f"model folder, .onnx or repo id (default: the bundled {hub.DEFAULT_MODEL})")
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO if DEFAULT_PHOTO.exists() else FALLBACK_PHOTO)
     parser.add_argument("--n", type=int, default=10_000, help="predictions to run")
     parser.add_argument("--every", type=int, default=1_000, help="sample memory every this many calls")
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error(f"the bundled {hub.DEFAULT_MODEL} is not installed; pass --model FOLDER")
-    recognizer = EmotionRecognizer.from_pretrained(args.model, detector="none")
+    recognizer = EmotionRecognizer.from_pretrained(model_path(args.model), detector="none")
     samples = run(recognizer, args.photo, args.n, args.every)
     memory = rss_summary(samples)
     result = {

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.wild import model_path
 from emofer import EmotionRecognizer
 
 WARMUP, RUNS, CALLS = 50, 7, 200
@@ -27,7 +28,7 @@ WARMUP, RUNS, CALLS = 50, 7, 200
 def per_face_ms(model: str) -> tuple[float, float, float]:
     """(median, fastest, slowest) milliseconds per call over RUNS runs of CALLS calls."""
     face = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
-    recognizer = EmotionRecognizer.from_pretrained(model, detector="none", threads=1)
+    recognizer = EmotionRecognizer.from_pretrained(model_path(model), detector="none", threads=1)
     for _ in range(WARMUP):
         recognizer.classify([face])
     runs = []
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         median, fastest, slowest = per_face_ms(model)
         print(f"{model}: {median:.3f} ms per face (runs {fastest:.3f}-{slowest:.3f})", flush=True)
-        name = EmotionRecognizer.from_pretrained(model, detector="none").config.name
+        name = EmotionRecognizer.from_pretrained(model_path(model), detector="none").config.name
         results.append({"model": name, "ms_per_face": round(median, 3), "fastest": round(fastest, 3),
                         "slowest": round(slowest, 3)})
     if args.out:

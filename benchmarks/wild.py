@@ -44,6 +44,14 @@ MATCH_IOU = 0.3
 MISSED = "missed"
 
 
+def model_path(name: str) -> str:
+    """``name`` as from_pretrained takes it: a model moved out of the wheel (emofer.hub.MOVED_MODELS,
+    e.g. emofer/wild8) is its folder in this checkout's models/; any other name or path is left as is."""
+    from emofer.hub import MOVED_MODELS
+
+    return str(ROOT / "models" / name.rsplit("/", 1)[-1]) if name in MOVED_MODELS else name
+
+
 @dataclass(frozen=True)
 class LabelledFace:
     path: str
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = read_faces(args.archive, args.every)
     results = []
     runs = [lambda model=model: evaluate(
-        EmotionRecognizer.from_pretrained(model, detector=args.detector, threads=args.threads), photos,
+        EmotionRecognizer.from_pretrained(model_path(model), detector=args.detector, threads=args.threads), photos,
         args.archive, detector=args.detector) for model in args.models]
     if args.fer:
         runs.append(lambda: evaluate_fer(photos, args.archive, args.fer_venv))

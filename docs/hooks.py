@@ -5,9 +5,10 @@
   Links to such a page from other pages become plain text while it is missing.
 - Figures a report links to but git does not keep (examples.png shows dataset faces) are
   replaced by a note instead of failing the strict build.
-- Tables of the bundled models and the commands that reproduce them are written from each
-  bundled model's config.json and model card, between ``<!-- emofer:NAME -->`` and
-  ``<!-- /emofer:NAME -->`` markers, so they cannot drift from what is shipped.
+- Tables of the shipped models (bundled in the wheel, or moved out of it into the repository's
+  ``models/``) and the commands that reproduce them are written from each model's config.json
+  and model card, between ``<!-- emofer:NAME -->`` and ``<!-- /emofer:NAME -->`` markers, so they
+  cannot drift from what is shipped.
 - ``emofer ... --help`` texts are inserted at ``<!-- emofer:help ARGS -->`` markers.
 - Sphinx roles in docstrings (:class:`Face`) are shown as code.
 """
@@ -35,6 +36,8 @@ OPTIONAL_PAGES = ("models/*/report.md", "models/*/card.md", "comparison.md", "be
 #: Images from examples/images served under images/ on the site.
 EXAMPLE_IMAGES = REPO / "examples" / "images"
 HELP_COLUMNS = "100"
+#: The bundled models' folder in the repository (the moved ones are in models/).
+BUNDLED = "src/emofer/models"
 
 _BLOCK = re.compile(r"<!-- emofer:(?P<name>[\w-]+) -->.*?<!-- /emofer:(?P=name) -->", re.S)
 _HELP = re.compile(r"<!-- emofer:help (?P<args>[^>]*?) -->")
@@ -102,16 +105,20 @@ def _generated(name: str, page: str, docs: Path) -> str:
     raise ValueError(f"docs/{page}: unknown generated block emofer:{name}")
 
 
-def _bundled() -> list[tuple[str, dict, str]]:
-    """(short name, config.json, model card text) of each bundled model, default first."""
-    from emofer.hub import DEFAULT_MODEL, bundled_models
+def _shipped() -> list[tuple[str, dict, str, str]]:
+    """(short name, config.json, model card text, folder in the repository) of each shipped model:
+    the bundled ones (default first), then those moved out of the wheel into the repository's models/."""
+    from emofer.hub import DEFAULT_MODEL, MOVED_MODELS, bundled_models
 
+    moved = [REPO / "models" / name.split("/", 1)[1] for name in MOVED_MODELS]
     found = []
-    for folder in bundled_models().values():
+    for folder, where in [*((f, BUNDLED) for f in bundled_models().values()),
+                          *((f, "models") for f in moved if (f / "config.json").is_file())]:
         card = folder / "README.md"
         found.append((folder.name, json.loads((folder / "config.json").read_text(encoding="utf-8")),
-                      card.read_text(encoding="utf-8") if card.is_file() else ""))
-    return sorted(found, key=lambda model: (model[1].get("name") != DEFAULT_MODEL, model[0]))
+                      card.read_text(encoding="utf-8") if card.is_file() else "", where))
+    return sorted(found, key=lambda model: (model[3] != BUNDLED, model[1].get("name") != DEFAULT_MODEL,
+                                            model[0]))
 
 
 def _models_table(page: str, docs: Path) -> str:
@@ -123,10 +130,10 @@ def _models_table(page: str, docs: Path) -> str:
     wild = _rows(docs / "wild.json")
     speed = _rows(docs / "perface.json")
     roles = {DEFAULT_MODEL: "**the default**: photos, video, webcam, `--ray`"}
-    rows = ["| model | use it for | real photos (expw-dev, end to end) | macro recall | ms per face | FER+ test "
-            "| FER2013 PrivateTest | emotions | card |",
-            "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    for short, config, _ in _bundled():
+    rows = ["| model | where | use it for | real photos (expw-dev, end to end) | macro recall | ms per face "
+            "| FER+ test | FER2013 PrivateTest | emotions | card |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for short, config, _, where in _shipped():
         name, metrics = config["name"], config.get("metrics", {})
         on_wild, on_speed = wild.get(name, {}), speed.get(name, {})
         own = metrics.get("PrivateTest", {}).get("accuracy")
@@ -136,13 +143,14 @@ def _models_table(page: str, docs: Path) -> str:
         card = Path("models") / short / "card.md"
         link = f"[card]({os.path.relpath(card, base)})" if (docs / card).is_file() else "—"
         rows.append(
-            f"| `{name}` | {roles.get(name, _use(config))} "
+            f"| `{name}` | {'bundled' if where == BUNDLED else f'`models/{short}` of a clone'} "
+            f"| {roles.get(name, _use(config))} "
             f"| {_number(on_wild.get('accuracy'), 3)} | {_number(on_wild.get('macro_recall'), 3)} "
             f"| {_number(on_speed.get('ms_per_face'), 2)} | {_number(own if ferplus else None)} "
             f"| {_number(fer2013 if ferplus else own)}{' (7 shared)' if ferplus and fer2013 is not None else ''} "
             f"| {len(config['labels'])} | {link} |")
     if len(rows) == 2:
-        return "No model is bundled in this checkout."
+        return "No model is shipped in this checkout."
     return "\n".join(rows)
 
 
@@ -169,14 +177,16 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def _reproduce() -> str:
     parts = []
-    for short, config, card in _bundled():
+    shipped = _shipped()
+    folders = {config["name"]: where for _, config, _, where in shipped}
+    for short, config, card, where in shipped:
         trained = config.get("trained_on", {})
         quant = trained.get("quantization")
         if quant:
             source = quant["from"].rsplit("/", 1)[-1]
             parts += [f"### `{config['name']}`", "", f"int8 quantisation of `{quant['from']}` "
                       f"({quant['method']}; {quant['calibration']}), after that model's export:", "", "```bash",
-                      f"python -m training.quantize src/emofer/models/{source} --out src/emofer/models/{short}",
+                      f"python -m training.quantize {folders.get(quant['from'], where)}/{source} --out {where}/{short}",
                       "```", "", f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.", ""]
             continue
         recipe = trained.get("recipe") or "?"
@@ -185,7 +195,7 @@ def _reproduce() -> str:
         train += _epochs_flag(recipe, trained, train)
         export = re.search(r"^- Export: `([^`]+)`", card, re.M)
         export = export.group(1) if export else (
-            f"python -m training.export RUN_DIR --name {config['name']} --out src/emofer/models/{short}"
+            f"python -m training.export RUN_DIR --name {config['name']} --out {where}/{short}"
             + (" --tta-flip" if trained.get("tta_flip") else "")
             + (" --calibrate" if config.get("temperature", 1.0) != 1.0 else ""))
         parts += [
@@ -198,7 +208,7 @@ def _reproduce() -> str:
             "```bash",
             train,
             export.replace("RUN_DIR", run, 1),
-            f"python -m training.publish src/emofer/models/{short} --repo {config['name']} --dry-run",
+            f"python -m training.publish {where}/{short} --repo {config['name']} --dry-run",
             "```",
             "",
             *([f"The graph averages this run with {', '.join(f'`{m}`' for m in members)} (`--ensemble`); "
@@ -208,7 +218,7 @@ def _reproduce() -> str:
             f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.",
             "",
         ]
-    return "\n".join(parts) or "No model is bundled in this checkout."
+    return "\n".join(parts) or "No model is shipped in this checkout."
 
 
 def _epochs_flag(recipe: str, trained: dict, command: str) -> str:

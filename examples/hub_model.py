@@ -2,7 +2,7 @@
 
     python examples/hub_model.py [--quick]
 
-Online, one line does it: ``EmotionRecognizer.from_pretrained("emofer/fer7", revision="v1")``
+Online, one line does it: ``EmotionRecognizer.from_pretrained("emofer/fer5", revision="v1")``
 downloads the model once into the Hugging Face cache and reads it from there afterwards. This
 example runs without a network: it builds that cache itself in a temporary folder (from the
 model bundled with emofer, in the layout huggingface_hub writes), turns on HF_HUB_OFFLINE, and

@@ -148,7 +148,7 @@ def test_download_a_local_model_and_yunet(capsys, tiny_model_dir, real_yunet):
     code, out, _ = run(capsys, "download", tiny_model_dir, "--yunet")
     assert code == 0 and "test/tiny" in out and str(YUNET) in out
     code, _, err = run(capsys, "download")
-    assert code == 2 and "emofer download emofer/fer7" in err and "YuNet face detector is bundled" in err
+    assert code == 2 and "emofer download emofer/fer5" in err and "YuNet face detector is bundled" in err
 
 
 def test_download_offline_is_a_clear_error_and_python_dash_m_works(tmp_path):

@@ -88,8 +88,16 @@ def test_predict_an_empty_folder_says_no_images_were_found(capsys, tmp_path, no_
 def test_a_typo_in_an_emofer_model_name_lists_the_bundled_models(capsys):
     start = time.monotonic()
     code, out, err = run(capsys, "predict", EXAMPLE_PHOTO, "--model", "emofer/fer8")
-    assert_one_line_error(code, out, err, "did you mean emofer/fer7?", "emofer/fer5", "emofer/ferplus8")
+    assert_one_line_error(code, out, err, "did you mean emofer/fer5?", "emofer/fer5", "emofer/wild8v2-balanced-int8")
     assert time.monotonic() - start < 5  # no Hub request for emofer's own namespace
+
+
+def test_a_model_moved_out_of_the_wheel_says_where_to_load_it_from(capsys):
+    start = time.monotonic()
+    code, out, err = run(capsys, "predict", EXAMPLE_PHOTO, "--model", "emofer/wild8")
+    assert_one_line_error(code, out, err, "emofer/wild8 is no longer bundled",
+                          "from_pretrained('path/to/emofer/models/wild8')", "--model path/to/emofer/models/wild8")
+    assert time.monotonic() - start < 5
 
 
 def test_predict_an_image_url(capsys, served, tmp_path):

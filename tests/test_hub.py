@@ -13,6 +13,7 @@ import pytest
 
 from emofer import hub
 from emofer.errors import ModelLoadError
+from tests.conftest import REPO_MODELS, repo_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "89abcdef0123456789abcdef0123456789abcdef"
@@ -106,10 +107,34 @@ def test_hf_hub_offline_environment(tmp_path, tiny_model_dir):
 
 
 def test_an_emofer_name_that_is_not_bundled_lists_the_bundled_ones(tmp_path):
-    with pytest.raises(ModelLoadError, match="did you mean emofer/fer7") as info:
+    with pytest.raises(ModelLoadError, match="did you mean emofer/fer5") as info:
         hub.resolve_model("emofer/fer8", cache_dir=tmp_path)
     assert all(name in str(info.value) for name in hub.bundled_models())
     assert not any(tmp_path.iterdir())  # the Hub was not asked
+
+
+def test_the_wheel_bundles_the_default_the_previous_default_and_fer5():
+    assert sorted(hub.bundled_models()) == ["emofer/fer5", "emofer/webmix8-balanced-int8", "emofer/wild8v2-balanced-int8"]
+    assert hub.DEFAULT_MODEL in hub.bundled_models() and not hub.MOVED_MODELS & set(hub.bundled_models())
+
+
+def test_the_list_of_moved_models_is_the_repositorys_models_folder():
+    if not REPO_MODELS.is_dir():
+        pytest.skip(f"{REPO_MODELS} is absent (an installed emofer without a clone)")
+    assert {f"emofer/{p.parent.name}" for p in REPO_MODELS.glob("*/config.json")} == hub.MOVED_MODELS
+
+
+@pytest.mark.parametrize("name", sorted(hub.MOVED_MODELS))
+def test_a_moved_model_says_where_it_went_and_loads_from_that_folder(name, tmp_path):
+    short = name.split("/")[1]
+    with pytest.raises(ModelLoadError, match="no longer bundled") as info:
+        hub.resolve_model(name, cache_dir=tmp_path)
+    message = str(info.value)
+    assert f"models/{short} folder of a clone of the emofer repository" in message
+    assert f"from_pretrained('path/to/emofer/models/{short}')" in message
+    assert not any(tmp_path.iterdir())  # the Hub was not asked
+    folder = repo_model(name)
+    assert hub.resolve_model(folder) == (folder / "config.json", folder / "model.onnx")
 
 
 def test_a_hub_that_cannot_be_reached_fails_at_once(tmp_path):

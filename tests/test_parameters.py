@@ -191,12 +191,12 @@ def test_the_cli_model_options_are_load_spec_fields():
 
 
 def test_a_load_spec_pickles_without_its_token():
-    spec = LoadSpec("emofer/fer7", revision="v1", threads=2, token="hf_secret")
+    spec = LoadSpec("emofer/fer5", revision="v1", threads=2, token="hf_secret")
     assert "hf_secret" not in repr(spec)
     data = pickle.dumps(spec)
     assert b"hf_secret" not in data
     clone = pickle.loads(data)
-    assert clone.token is None and clone == LoadSpec("emofer/fer7", revision="v1", threads=2)
+    assert clone.token is None and clone == LoadSpec("emofer/fer5", revision="v1", threads=2)
 
 
 def test_from_spec_is_from_pretrained(recognizer):

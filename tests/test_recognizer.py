@@ -17,7 +17,10 @@ import emofer
 from emofer import EmotionRecognizer, Face, hub
 from emofer.detect import yunet
 from emofer.errors import EmoferError, ImageReadError
-from tests.conftest import EXAMPLE_PHOTO, need
+from tests.conftest import EXAMPLE_PHOTO, need, shipped
+
+#: Every model emofer ships: bundled in the wheel, then those moved out of it into the repository's models/.
+SHIPPED = sorted(hub.bundled_models()) + sorted(hub.MOVED_MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +65,16 @@ def test_bundled_default_is_the_real_photo_model_within_the_per_face_budget(bund
     assert {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"} <= set(bundled.labels)
 
 
-def test_every_bundled_model_speaks_one_emotion_vocabulary():
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_loads_and_speaks_one_emotion_vocabulary(name):
     # Switching models must not rename emotions: ferplus8 says "happy" where FER+ says "happiness".
+    # Loading checks model.onnx against the sha256 in config.json, for the moved folders too.
     vocabulary = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"}
     face = cv2.resize(cv2.imread(str(need(EXAMPLE_PHOTO, "example photo")), cv2.IMREAD_GRAYSCALE), (48, 48))
-    for name in hub.bundled_models():
-        recognizer = EmotionRecognizer.from_pretrained(name, detector="none")
-        assert set(recognizer.labels) <= vocabulary, name
-        (result,) = recognizer.predict(face)  # detector "none": the whole image is the face
-        assert tuple(result.probabilities) == recognizer.labels and result.emotion in vocabulary, name
+    recognizer = EmotionRecognizer.from_pretrained(shipped(name), detector="none")
+    assert recognizer.config.name == name and set(recognizer.labels) <= vocabulary
+    (result,) = recognizer.predict(face)  # detector "none": the whole image is the face
+    assert tuple(result.probabilities) == recognizer.labels and result.emotion in vocabulary
 
 
 def test_predict_on_the_example_photo(bundled):
@@ -195,10 +199,10 @@ def test_min_face_reaches_yunet_and_survives_pickling(tiny_model_dir, monkeypatc
         EmotionRecognizer.from_pretrained(tiny_model_dir, detector="yunet", min_face=0)
 
 
-def test_int8_variants_are_bundled_and_agree_with_their_float_models(fer_faces):
+def test_int8_variants_agree_with_their_float_models(fer_faces):
     for name in ("emofer/fer5", "emofer/fer7"):
-        full = EmotionRecognizer.from_pretrained(name, detector="none")
-        small = EmotionRecognizer.from_pretrained(f"{name}-int8", detector="none")
+        full = EmotionRecognizer.from_pretrained(shipped(name), detector="none")
+        small = EmotionRecognizer.from_pretrained(shipped(f"{name}-int8"), detector="none")
         assert small.labels == full.labels and small.config.temperature == full.config.temperature
         assert small.config.trained_on["quantization"]["from_sha256"] == full.config.model_sha256
         faces = np.concatenate(list(fer_faces.values()))
@@ -215,12 +219,12 @@ def test_fer5_is_bundled_too():
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", sorted(hub.bundled_models()))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_classify_reproduces_the_reported_accuracy(name):
     """emofer's classify on every PrivateTest face gives, to the 4th decimal, the accuracy that
-    training/evaluate.py wrote into the bundled config.json (same preprocessing, same figure)."""
+    training/evaluate.py wrote into the shipped config.json (same preprocessing, same figure)."""
     data = pytest.importorskip("training.data", reason="training/ is not importable from here")
-    rec = EmotionRecognizer.from_pretrained(name, detector="none")
+    rec = EmotionRecognizer.from_pretrained(shipped(name), detector="none")
     dataset = rec.config.trained_on.get("dataset", "fer2013")
     need(data.DATA_ROOT / data.ARCHIVES[dataset], f"{dataset} archive")
     faces = data.load(dataset, "PrivateTest", rec.labels)

@@ -1,6 +1,6 @@
 """Logit adjustment: make a model say its rare emotions, without retraining.
 
-    python -m training.adjust src/emofer/models/wild8-int8 --tau 1.0 --out src/emofer/models/wild8-balanced-int8
+    python -m training.adjust models/wild8-int8 --tau 1.0 --out CAND/wild8-int8-tau1
 
 A network trained on FER+ has seen few disgusted or fearful faces, so it rarely says them on
 real photos. Dividing each emotion's probability by its share of the training targets raised

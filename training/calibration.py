@@ -1,7 +1,7 @@
-"""Expected calibration error and NLL of bundled models before and after their temperature,
+"""Expected calibration error and NLL of emofer models before and after their temperature,
 and what an abstain threshold (``min_confidence``) keeps.
 
-    python -m training.calibration emofer/fer5 emofer/fer7
+    python -m training.calibration emofer/fer5 models/fer7    # a bundled name, a folder of the repo's models/
 
 The temperature T in config.json was fitted on PublicTest by ``training/export.py --calibrate``;
 emofer serves softmax(log(p) / T). This undoes T to show what it changed, on both splits. The

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emofer.config import CONFIG_NAME, ModelConfig
-from emofer.hub import bundled_models
+from emofer.hub import MOVED_MODELS, bundled_models
 from training.paths import REPO_ROOT, dataset_of
 from training.report import confusion_table, render, table
 
@@ -170,7 +170,8 @@ def _unadjusted(metrics: Mapping[str, Any]) -> str:
 def _export_line(config: ModelConfig) -> str:
     """The command that made this model folder from its run (or from its float model).
 
-    A logit-adjusted model whose int8 source is not bundled was made from candidates: the
+    A logit-adjusted model whose int8 source was never shipped (bundled, or once bundled and now in the
+    repository's models/) was made from candidates: the
     export and quantisation of those candidates (in CAND/) come before the adjustment.
     """
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
@@ -202,7 +203,7 @@ def _export_line(config: ModelConfig) -> str:
     if adjusted:
         source = adjusted["from"].rsplit("/", 1)[-1]
         chain = ""
-        if quant and adjusted["from"] not in bundled_models():
+        if quant and adjusted["from"] not in bundled_models() and adjusted["from"] not in MOVED_MODELS:
             parent = quant["from"].rsplit("/", 1)[-1]
             chain = (f"python -m training.export RUN_DIR --name {quant['from']} --out CAND/{parent} --candidate{graph_flags}`, "
                      f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01`, "

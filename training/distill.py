@@ -7,14 +7,14 @@ renormalised). Teachers are computed once per run folder and cached there
 (``teacher_targets.npz``), so a resumed run trains on the same targets.
 
 A teacher is a finished training run (a folder with ``best.keras``) or any model
-``EmotionRecognizer.from_pretrained`` loads: a bundled name such as ``emofer/ferplus8`` or an
-exported model folder. Exported teachers see the faces through emofer's own preprocessing
+``EmotionRecognizer.from_pretrained`` loads: a bundled name such as ``emofer/fer5`` or an
+exported model folder such as the repository's ``models/ferplus8``. Exported teachers see the faces through emofer's own preprocessing
 (``classify``), so a bundled model whose Keras run is gone can still teach.
 
     python -m training.train --recipe fer5-distill --out RUN --init-from START/best.keras \\
         --teacher TEACHER_RUN_A --teacher TEACHER_RUN_B
     python -m training.train --recipe wild8-distill --out RUN --init-from WILD8_RUN/best.keras \\
-        --teacher emofer/wild8 --teacher emofer/ferplus8
+        --teacher models/wild8 --teacher models/ferplus8
 """
 
 from __future__ import annotations

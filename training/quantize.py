@@ -1,6 +1,6 @@
 """Quantise an emofer model folder to int8 (static, per-channel), check it and write its card.
 
-    python -m training.quantize src/emofer/models/fer7 --out src/emofer/models/fer7-int8
+    python -m training.quantize models/fer7 --out models/fer7-int8
 
 The float graph's weights become int8 (per output channel) and its activations uint8, with
 ranges calibrated on ``--faces`` Training faces (never the test splits), fed through

@@ -303,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-val", type=int, help="validate on this many faces (smoke runs)")
     parser.add_argument("--init-from", help="start from this .keras checkpoint of the same network (the head too when the classes match)")
     parser.add_argument("--teacher", action="append", metavar="RUN_DIR|MODEL",
-                        help="distil from this finished run or emofer model (a bundled name such as emofer/ferplus8, "
-                             "or an exported folder); repeat for an ensemble; the recipe needs a distill block")
+                        help="distil from this finished run or emofer model (a bundled name such as emofer/fer5, "
+                             "or an exported folder such as models/ferplus8); repeat for an ensemble; the recipe needs a distill block")
     parser.add_argument("--backend", choices=BACKENDS,
                         help=f"Keras backend (default: $KERAS_BACKEND, else {DEFAULT_BACKEND}); runs in a new process "
                              "when it differs from this one's")

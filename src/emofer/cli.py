@@ -4,7 +4,7 @@ emofer predict photo.jpg photos/ --csv > faces.csv
 emofer predict photos/ --out annotated/ --bars
 emofer video clip.mp4 --out annotated.mp4 --table faces.csv --every 2
 emofer cam --source 1                 # live view (also installed as emofer-cam)
-emofer download emofer/fer7 --revision v1
+emofer download emofer/fer5 --revision v1
 emofer info
 """
 
@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     download = commands.add_parser(
         "download", parents=[options.verbose_options()], help="fetch an emofer model into the cache for offline use"
     )
-    download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer7")
+    download.add_argument("model", nargs="?", default=None, help="Hub repo id, e.g. emofer/fer5")
     download.add_argument("--revision", default=None, help="tag, branch or commit to pin")
     download.add_argument(
         "--cache-dir", type=Path, default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)"
@@ -382,7 +382,7 @@ def _download(args: argparse.Namespace) -> int:
 
     if args.model is None and not args.yunet:
         raise ParameterError(
-            "name a model to download, e.g. emofer download emofer/fer7 "
+            "name a model to download, e.g. emofer download emofer/fer5 "
             "(the YuNet face detector is bundled: nothing to download)"
         )
     if args.model is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "BUNDLED_ROOT",
     "bundled_models",
+    "MOVED_MODELS",
     "resolve_model",
     "resolve_file",
     "cached_file",
@@ -34,6 +35,25 @@ DEFAULT_MODEL = "emofer/webmix8-balanced-int8"
 #: Folder of the models shipped inside the wheel, one sub-folder per model.
 BUNDLED_ROOT = Path(__file__).resolve().parent / "models"
 BUNDLED_OWNER = "emofer"
+#: Models the wheel bundled before and no longer does (issue #26: it shipped 11 models, ~29 MB): each
+#: lives on, unchanged, in the ``models/<name>`` folder of the emofer repository, which
+#: ``from_pretrained(path)`` loads. Asking for one by name says so (see :func:`_not_bundled`).
+MOVED_MODELS = frozenset(
+    f"{BUNDLED_OWNER}/{name}"
+    for name in (
+        "fer5-int8",
+        "fer7",
+        "fer7-int8",
+        "ferplus8",
+        "ferplus8-int8",
+        "wild8",
+        "wild8-balanced-int8",
+        "wild8-int8",
+    )
+)
+#: The release the moved-model message names: later releases bundle only what bundled_models() lists
+#: (0.1.0 bundled emofer/fer7; the other moved models were bundled between releases only).
+MOVED_AFTER = "0.1.0"
 #: Files fetched for a Hub model; the card is optional.
 MODEL_FILES = (CONFIG_NAME, MODEL_NAME)
 CARD_NAME = "README.md"
@@ -260,6 +280,14 @@ def _first_line(exc: BaseException) -> str:
 def _not_bundled(name: str) -> str:
     """The message for a name in emofer's own namespace that this installation does not bundle."""
     bundled = sorted(bundled_models())
+    if name in MOVED_MODELS:
+        short = name.split("/", 1)[1]
+        return (
+            f"{name} is no longer bundled with emofer (releases after {MOVED_AFTER} bundle "
+            f"{', '.join(bundled) or 'none'}); load it from the models/{short} folder of a clone of the "
+            f"emofer repository: EmotionRecognizer.from_pretrained('path/to/emofer/models/{short}'), "
+            f"or --model path/to/emofer/models/{short} on the command line"
+        )
     close = difflib.get_close_matches(name, bundled, n=1)
     guess = f"did you mean {close[0]}? " if close else ""
     return (

@@ -3,45 +3,49 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emofer import EmotionRecognizer
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.hub import BUNDLED_ROOT
 from emofer.model import sha256_of
-from tests.conftest import DATA, need
+from tests.conftest import DATA, need, repo_model
 from training import adjust
 
-SOURCE = BUNDLED_ROOT / "wild8-int8"
+
+@pytest.fixture()
+def wild8_int8() -> Path:
+    """A real int8 graph, kept in the repository (models/wild8-int8), not in the wheel."""
+    return repo_model("wild8-int8")
 
 
 def crops(n: int = 16) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
 
 
-def adjusted_copy(tmp_path, multiplier: np.ndarray):
-    """A model folder whose graph is the bundled wild8-int8's with ``multiplier`` appended."""
+def adjusted_copy(tmp_path, source: Path, multiplier: np.ndarray):
+    """A model folder whose graph is wild8-int8's (models/) with ``multiplier`` appended."""
     out = tmp_path / "adjusted"
     out.mkdir()
-    adjust.adjust_graph(SOURCE / MODEL_NAME, out / MODEL_NAME, multiplier)
-    config = ModelConfig.load(SOURCE / CONFIG_NAME)
+    adjust.adjust_graph(source / MODEL_NAME, out / MODEL_NAME, multiplier)
+    config = ModelConfig.load(source / CONFIG_NAME)
     config.with_updates(name="test/adjusted", model_sha256=sha256_of(out / MODEL_NAME)).save(out / CONFIG_NAME)
     return out
 
 
-def test_ones_leave_the_model_unchanged(tmp_path):
-    before = EmotionRecognizer.from_pretrained(SOURCE, detector="none").classify(crops())
-    after = EmotionRecognizer.from_pretrained(adjusted_copy(tmp_path, np.ones(8)), detector="none").classify(crops())
+def test_ones_leave_the_model_unchanged(tmp_path, wild8_int8):
+    before = EmotionRecognizer.from_pretrained(wild8_int8, detector="none").classify(crops())
+    after = EmotionRecognizer.from_pretrained(adjusted_copy(tmp_path, wild8_int8, np.ones(8)), detector="none").classify(crops())
     np.testing.assert_allclose(after, before, atol=1e-6)
 
 
-def test_the_returned_probabilities_are_the_sources_times_prior_to_minus_tau(tmp_path):
-    source = EmotionRecognizer.from_pretrained(SOURCE, detector="none")
+def test_the_returned_probabilities_are_the_sources_times_prior_to_minus_tau(tmp_path, wild8_int8):
+    source = EmotionRecognizer.from_pretrained(wild8_int8, detector="none")
     shares = np.array([0.32, 0.27, 0.12, 0.14, 0.08, 0.015, 0.034, 0.017])
     tau = 1.0
-    folder = adjusted_copy(tmp_path, shares ** (-tau * source.config.temperature))
+    folder = adjusted_copy(tmp_path, wild8_int8, shares ** (-tau * source.config.temperature))
     before = source.classify(crops())
     after = EmotionRecognizer.from_pretrained(folder, detector="none").classify(crops())
     expected = before * shares ** -tau
@@ -51,18 +55,18 @@ def test_the_returned_probabilities_are_the_sources_times_prior_to_minus_tau(tmp
     assert after[:, disgust].mean() > 2 * before[:, disgust].mean()  # the rarest emotions gain most
 
 
-def test_an_adjusted_folder_cannot_be_adjusted_again(tmp_path):
+def test_an_adjusted_folder_cannot_be_adjusted_again(tmp_path, wild8_int8):
     folder = tmp_path / "twice"
-    shutil.copytree(SOURCE, folder)
+    shutil.copytree(wild8_int8, folder)
     config = ModelConfig.load(folder / CONFIG_NAME)
     config.with_updates(trained_on={**config.trained_on, "logit_adjustment": {"tau": 1.0}}).save(folder / CONFIG_NAME)
     with pytest.raises(ValueError, match="already adjusted"):
         adjust.adjust(folder, tmp_path / "out", 1.0)
 
 
-def test_candidate_writes_a_loadable_folder_and_scores_publictest(tmp_path):
+def test_candidate_writes_a_loadable_folder_and_scores_publictest(tmp_path, wild8_int8):
     need(DATA / "ferplus.zip", "FER+ (ferplus.zip)")
-    config = adjust.adjust(SOURCE, tmp_path / "cand", 0.5, name="test/cand", final=False, exclude=["contempt"])
+    config = adjust.adjust(wild8_int8, tmp_path / "cand", 0.5, name="test/cand", final=False, exclude=["contempt"])
     assert set(config.metrics) == {"PublicTest", "unadjusted_PublicTest"}
     assert config.trained_on["logit_adjustment"]["excluded"] == ["contempt"]
     shares = config.trained_on["logit_adjustment"]["shares"]
@@ -87,9 +91,9 @@ def test_the_card_of_an_adjusted_model_made_from_candidates_gives_the_whole_chai
     from emofer.hub import BUNDLED_ROOT
     from training import card
 
-    bundled = ModelConfig.load(BUNDLED_ROOT / "wild8-balanced-int8" / "config.json")  # made from bundled wild8-int8
-    assert card._export_line(bundled).startswith("python -m training.adjust src/emofer/models/wild8-int8 ")
-    assert "0.8139 on PrivateTest" in card._about_graph(bundled)
+    shipped = ModelConfig.load(repo_model("wild8-balanced-int8") / "config.json")  # made when wild8-int8 was bundled
+    assert card._export_line(shipped).startswith("python -m training.adjust src/emofer/models/wild8-int8 ")
+    assert "0.8139 on PrivateTest" in card._about_graph(shipped)
 
     default = ModelConfig.load(BUNDLED_ROOT / "wild8v2-balanced-int8" / "config.json")
     assert not (BUNDLED_ROOT / "wild8v2-int8").exists()

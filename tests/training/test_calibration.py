@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import FER_ZIP, need
+from tests.conftest import FER_ZIP, need, repo_model
 
 
 @pytest.mark.data
@@ -35,6 +35,6 @@ def test_a_higher_threshold_names_fewer_publictest_faces_more_accurately():
     need(FER_ZIP, "FER2013 archive")
     from training.calibration import coverage, probabilities_on
 
-    _, probabilities, labels = probabilities_on("emofer/fer7", "PublicTest")
+    _, probabilities, labels = probabilities_on(str(repo_model("fer7")), "PublicTest")
     (_, share_low, accuracy_low), (_, share_high, accuracy_high) = coverage(probabilities, labels, (0.4, 0.8))
     assert 0 < share_high < share_low <= 1 and accuracy_high > accuracy_low + 0.1

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("keras", reason='training extras not installed: pip install -e ".[train]"')  # training.distill
 
+from tests.conftest import repo_model
 from tests.training.conftest import face
 from training import data
 from training.augment import Mix
@@ -134,23 +135,24 @@ def test_a_bundled_model_teaches_through_classify_beside_a_run(tmp_path):
     from training import distill
 
     faces = _faces()
-    model = EmotionRecognizer.from_pretrained("emofer/fer7")  # a real ONNX session, 7 emotions
+    fer7 = str(repo_model("emofer/fer7"))  # a folder, as a teacher is named on the command line
+    model = EmotionRecognizer.from_pretrained(fer7)  # a real ONNX session, 7 emotions
     columns = [model.labels.index(c) for c in faces.classes]
 
     def manual(view: np.ndarray) -> np.ndarray:
         picked = model.classify(view)[:, columns]
         return picked / picked.sum(axis=1, keepdims=True)
 
-    got = distill.teacher_probabilities(["emofer/fer7"], faces)
+    got = distill.teacher_probabilities([fer7], faces)
     expected = (manual(faces.pixels) + manual(faces.pixels[:, :, ::-1])) / 2
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert not distill.is_run("emofer/fer7")
-    np.testing.assert_allclose(distill.teacher_probabilities(["emofer/fer7"], faces, flip=False), manual(faces.pixels),
+    assert not distill.is_run(fer7)
+    np.testing.assert_allclose(distill.teacher_probabilities([fer7], faces, flip=False), manual(faces.pixels),
                                atol=1e-5)
 
     run = _teacher_run(tmp_path / "five", data.SUBSETS["fer5"], 4)
     assert distill.is_run(run)
-    both = distill.teacher_probabilities([run, "emofer/fer7"], faces)
+    both = distill.teacher_probabilities([run, fer7], faces)
     np.testing.assert_allclose(both, (distill.teacher_probabilities([run], faces) + got) / 2, atol=1e-5)
 
     with pytest.raises(ValueError, match="no classes"):  # fer5 cannot teach fear or neutral
@@ -158,10 +160,10 @@ def test_a_bundled_model_teaches_through_classify_beside_a_run(tmp_path):
                                                                     data.SUBSETS["fer7"][:5], "Training"))
     student = tmp_path / "student"
     student.mkdir()
-    first = distill.targets(student, ["emofer/fer7"], faces)
-    np.testing.assert_array_equal(distill.targets(student, ["emofer/fer7"], faces), first)  # cached by name
+    first = distill.targets(student, [fer7], faces)
+    np.testing.assert_array_equal(distill.targets(student, [fer7], faces), first)  # cached by name
     with pytest.raises(ValueError, match="other faces or teachers"):
-        distill.targets(student, ["emofer/fer7", run], faces)
+        distill.targets(student, [fer7, run], faces)
 
 
 def test_targets_are_cached_per_run_and_refuse_other_faces(tmp_path):

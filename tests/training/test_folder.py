@@ -7,8 +7,8 @@ import json
 import pytest
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
-from emofer.hub import BUNDLED_ROOT, bundled_models
-from tests.conftest import FER_ZIP, need, write_model_folder
+from emofer.hub import bundled_models
+from tests.conftest import FER_ZIP, need, repo_model, write_model_folder
 from tests.training.conftest import zip_folder
 from training import folder
 
@@ -72,10 +72,10 @@ def test_the_model_folders_of_the_checkout():
     assert len(set(found)) == len(found)
 
 
-def test_a_bundled_model_regenerates_as_committed():
+def test_a_model_folder_regenerates_as_committed():
     """config.json, README.md, the report and its card copy made again through the writer, byte for byte
     (``python -m training.folder --check`` does it for every model folder)."""
     pytest.importorskip("matplotlib", reason='training extras not installed: pip install -e ".[train]"')
     need(FER_ZIP, "FER2013 (fer2013-images.zip)")
-    found = folder.differences(BUNDLED_ROOT / "fer5-int8")
+    found = folder.differences(repo_model("fer5-int8"))
     assert {name: how for name, how in found.items() if how != "figure differs"} == {}  # PNGs: matplotlib's own

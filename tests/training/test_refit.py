@@ -1,4 +1,4 @@
-"""training.refit: the classifier layer of a real bundled graph is found, its features tapped
+"""training.refit: the classifier layer of a real emofer graph (the repository's models/) is found, its features tapped
 exactly, and a refitted folder loads with only that layer changed."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from emofer import EmotionRecognizer  # noqa: E402
 from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig  # noqa: E402
 from emofer.preprocess import model_input  # noqa: E402
 from training import data, expw, refit  # noqa: E402
+from tests.conftest import repo_model  # noqa: E402
 from training.ensemble import member_folder  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def _faces(n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["emofer/wild8", "emofer/ferplus8"])
 def test_the_tapped_features_times_the_head_give_the_graphs_own_output(name):
-    folder = member_folder(name)
+    folder = member_folder(repo_model(name))
     config = ModelConfig.load(folder / CONFIG_NAME)
     features = refit.Features(folder, config)
     weight, bias = features.weights[features.head.weight], features.weights[features.head.bias]
@@ -44,9 +45,9 @@ def test_the_tapped_features_times_the_head_give_the_graphs_own_output(name):
 
 def test_quantised_or_adjusted_models_are_refused():
     with pytest.raises(refit.RefitError, match="float dense layer"):
-        refit.find_head(onnx.load(str(member_folder("emofer/wild8-int8") / MODEL_NAME)))
+        refit.find_head(onnx.load(str(member_folder(repo_model("wild8-int8")) / MODEL_NAME)))
     with pytest.raises(refit.RefitError, match="quantised or adjusted"):
-        refit.refit("emofer/wild8-balanced-int8", "unused", "emofer/x", final=False)
+        refit.refit(repo_model("wild8-balanced-int8"), "unused", "emofer/x", final=False)
 
 
 def test_a_refit_changes_only_the_classifier_and_loads(tmp_path, monkeypatch):
@@ -66,10 +67,10 @@ def test_a_refit_changes_only_the_classifier_and_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load", load)
     monkeypatch.setattr(expw, "load", web)
     out = tmp_path / "refit"
-    config = refit.refit("emofer/wild8", out, "emofer/wild8-test", web_share=0.6, final=False)
+    config = refit.refit(repo_model("wild8"), out, "emofer/wild8-test", web_share=0.6, final=False)
     assert config.trained_on["head_refit"]["from"] == "emofer/wild8" and config.name == "emofer/wild8-test"
     assert config.trained_on["head_refit"]["web_share"] == 0.6 and 0.0 < config.temperature
-    before = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(member_folder("emofer/wild8") / MODEL_NAME)).graph.initializer}
+    before = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(repo_model("wild8") / MODEL_NAME)).graph.initializer}
     after = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(out / MODEL_NAME)).graph.initializer}
     assert before.keys() == after.keys()
     changed = [k for k in before if not np.array_equal(before[k], after[k])]

@@ -13,7 +13,10 @@ from training.report import TEMPLATES, bullets, render, row, table
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-MODELS = sorted(p.parent.name for p in (ROOT / "src" / "emofer" / "models").glob("*/config.json"))
+#: Every shipped model's folder: bundled in the wheel, or moved out of it into the repository's models/.
+FOLDERS = {p.parent.name: p.parent for root in (ROOT / "src" / "emofer" / "models", ROOT / "models")
+           for p in root.glob("*/config.json")}
+MODELS = sorted(FOLDERS)
 
 
 def report_json(short: str) -> dict:
@@ -41,8 +44,8 @@ def test_every_training_template_is_used():
 
 
 @pytest.mark.parametrize("short", MODELS)
-def test_model_card_from_config_and_report_json_is_the_bundled_readme(short):
-    folder = ROOT / "src" / "emofer" / "models" / short
+def test_model_card_from_config_and_report_json_is_the_shipped_readme(short):
+    folder = FOLDERS[short]
     config = ModelConfig.load(folder / "config.json")
     text = card.model_card(config, report_json(short))
     assert text.startswith("---\nlibrary_name: emofer\n") and f"\n# {config.name}\n" in text
