@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from .conftest import EXAMPLE_PHOTO, FACES_BOXES, FER_ZIP, ROOT, need
-from .video_fixtures import write_face_video
+from .video_fixtures import write_face_video, write_truncated_video
 
 TOLERANCE = 1e-6
 #: FER2013 crops pasted into larger frames for the data test (with the photos: a few hundred images).
@@ -246,18 +246,22 @@ def assert_tracks_scoped(got: list[dict], expected: list[dict], ranges: list[tup
 
 def test_video_frame_ranges_equal_the_video_table_frame_for_frame(ray_local, tmp_path: Path, photo_path: Path) -> None:
     """A 15-frame video in ranges of 6 (borders at frames 6 and 12), a 5-frame video shorter than one range,
-    and a broken video: the rows of the sequential table, and the broken one's error row once."""
+    a cut video whose header reports 15 frames (fewer can be read: ranges past its end) and a broken video:
+    the rows of the sequential table, and the broken one's error row once."""
     import pyarrow.parquet as pq
 
     from emofer.ray import frame_ranges, video_faces_dataset, write_faces
 
     video = write_face_video(tmp_path / "clip.mp4", photo_path)
     short = write_face_video(tmp_path / "short.mp4", photo_path, face_frames=4, blank_frames=1)
+    cut = write_truncated_video(tmp_path / "cut.avi")
     broken = broken_video(tmp_path)
     assert frame_ranges(15, 6) == [(0, 6), (6, 12), (12, None)] and frame_ranges(5, 6) == [(0, None)]
-    dataset = video_faces_dataset([video, short, broken], frames_per_task=6, smooth=False, detector="auto")
+    dataset = video_faces_dataset([video, short, cut, broken], frames_per_task=6, smooth=False, detector="auto")
     report = write_faces(dataset, tmp_path / "video.parquet")
-    assert (report.items, report.failed) == (15 + 5 + 1, 1)
+    cut_rows = video_table(cut, smooth=False)
+    assert (report.items, report.failed) == (15 + 5 + len(cut_rows) + 1, 1) and 0 < len(cut_rows) < 12
+    assert_rows_equal(video_rows(tmp_path / "video.parquet", cut), cut_rows)
     for clip in (video, short):
         expected = video_table(clip, smooth=False)
         got = video_rows(tmp_path / "video.parquet", clip)

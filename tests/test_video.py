@@ -29,7 +29,7 @@ from emofer.video import (
 )
 
 from .conftest import FACES_BOXES, need
-from .video_fixtures import FPS, SIZE, face_video, yunet_recognizer  # noqa: F401  (fixtures)
+from .video_fixtures import FPS, SIZE, face_video, write_truncated_video, yunet_recognizer  # noqa: F401  (fixtures)
 
 FACE_FRAMES, BLANK_FRAMES = 12, 3
 
@@ -152,6 +152,18 @@ def test_frame_ranges_read_the_frames_of_a_whole_read(face_video, every):
     assert [(f.index, f.timestamp_ms) for f in parts] == [(f.index, f.timestamp_ms) for f in whole]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(parts, whole))
     assert [f.index for f in whole] == list(range(0, FACE_FRAMES + BLANK_FRAMES, every))
+
+
+def test_ranges_of_a_video_that_reports_too_many_frames_read_what_it_has(tmp_path):
+    video = write_truncated_video(tmp_path / "cut.avi")
+    with VideoReader(video) as reader:
+        assert reader.frame_count == 15
+        whole = [(f.index, f.timestamp_ms) for f in reader.frames()]
+    parts = []
+    for start, stop in [(0, 4), (4, 8), (8, 12), (12, None)]:  # the ranges of 15 frames; the last is past the end
+        with VideoReader(video) as reader:
+            parts.append([(f.index, f.timestamp_ms) for f in reader.frames(1, start, stop)])
+    assert 0 < len(whole) < 12 and [f for part in parts for f in part] == whole and parts[-1] == []
 
 
 def test_a_range_past_the_end_gives_nothing_and_no_error(face_video):
