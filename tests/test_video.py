@@ -166,6 +166,41 @@ def test_ranges_of_a_video_that_reports_too_many_frames_read_what_it_has(tmp_pat
     assert 0 < len(whole) < 12 and [f for part in parts for f in part] == whole and parts[-1] == []
 
 
+class FailingCapture:
+    """An OpenCV capture that raises cv2.error when frame ``at`` is decoded (as a damaged stream does)."""
+
+    def __init__(self, capture, at: int) -> None:
+        self.capture, self.at, self.decoded = capture, at, 0
+
+    def _next(self, call):
+        if self.decoded == self.at:
+            raise cv2.error("damaged frame")
+        self.decoded += 1
+        return call()
+
+    def grab(self):
+        return self._next(self.capture.grab)
+
+    def read(self):
+        return self._next(self.capture.read)
+
+    def __getattr__(self, name):
+        return getattr(self.capture, name)
+
+
+def test_a_video_that_breaks_mid_way_fails_in_the_range_that_holds_the_break_only(face_video):
+    def reader(*span):
+        video = VideoReader(face_video)
+        video._capture = FailingCapture(video._capture, at=7)
+        return [f.index for f in video.frames(1, *span)]
+
+    with pytest.raises(VideoError, match="reading frame 7 .* the 7 frames before it were delivered"):
+        reader()
+    assert reader(0, 4) == [0, 1, 2, 3] and reader(8, None) == []  # before the break; after it: no frame, no error
+    with pytest.raises(VideoError, match="reading frame 7 "):
+        reader(4, 8)
+
+
 def test_a_range_past_the_end_gives_nothing_and_no_error(face_video):
     with VideoReader(face_video) as reader:
         assert list(reader.frames(1, 40, 50)) == []
