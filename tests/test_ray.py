@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from .conftest import EXAMPLE_PHOTO, FACES_BOXES, FER_ZIP, ROOT, need
-from .video_fixtures import write_face_video
+from .video_fixtures import write_face_video, write_truncated_video
 
 TOLERANCE = 1e-6
 #: FER2013 crops pasted into larger frames for the data test (with the photos: a few hundred images).
@@ -172,32 +172,140 @@ def test_hundreds_of_real_images_equal_sequential(ray_local, tmp_path: Path) -> 
     assert (report.items, report.faces, report.failed) == (len(images) + len(corrupt), faces, len(corrupt))
 
 
+def video_table(video: Path, **options) -> list[dict]:
+    """The rows of ``emofer video VIDEO --table faces.jsonl`` (sequential, in this process) with ``options``,
+    and each face's ``face_index`` in its frame."""
+    from emofer import EmotionRecognizer
+    from emofer.video import analyze_video, write_table
+
+    table = video.with_suffix(".jsonl")
+    recognizer = EmotionRecognizer.from_pretrained(detector="auto")
+    write_table(analyze_video(recognizer, video, **options), table, labels=recognizer.labels)
+    rows = [json.loads(line) for line in table.read_text().splitlines()]
+    for i, row in enumerate(rows):  # the table has no face_index: count the faces of each frame
+        before = rows[i - 1] if i else None
+        same_frame = before is not None and before["frame_index"] == row["frame_index"]
+        row["face_index"] = None if row["box"] is None else before["face_index"] + 1 if same_frame else 0
+    return rows
+
+
+def video_rows(parquet: Path, video: Path) -> list[dict]:
+    """``video``'s rows in a Parquet folder, in frame then face order."""
+    import pyarrow.parquet as pq
+
+    rows = [r for r in pq.read_table(parquet).to_pylist() if r["file"] == str(video)]
+    return sorted(rows, key=lambda r: (r["frame_index"], -1 if r["face_index"] is None else r["face_index"]))
+
+
+def assert_rows_equal(got: list[dict], expected: list[dict], keys=("frame_index", "timestamp_ms", "face_index", "box")):
+    """Row for row: ``keys`` equal, probabilities to 1e-6."""
+    assert len(got) == len(expected), (len(got), len(expected))
+    for row, want in zip(got, expected):
+        assert {k: row[k] for k in keys} == {k: want[k] for k in keys}
+        assert (row["probabilities"] is None) == (want["probabilities"] is None)
+        if want["probabilities"] is not None:
+            assert all(abs(row["probabilities"][k] - v) <= TOLERANCE for k, v in want["probabilities"].items())
+
+
+def broken_video(folder: Path) -> Path:
+    broken = folder / "broken.mp4"
+    broken.write_bytes(b"\x00" * 2048)
+    return broken
+
+
 def test_video_rows_equal_the_video_table(ray_local, tmp_path: Path, photo_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from emofer import EmotionRecognizer
     from emofer.ray import video_faces_dataset, write_faces
-    from emofer.video import analyze_video, write_table
 
     video = write_face_video(tmp_path / "clip.mp4", photo_path)
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"\x00" * 2048)
+    broken = broken_video(tmp_path)
     report = write_faces(video_faces_dataset([video, broken], detector="auto"), tmp_path / "video.parquet")
-    table = tmp_path / "faces.jsonl"
-    recognizer = EmotionRecognizer.from_pretrained(detector="auto")
-    write_table(analyze_video(recognizer, video), table, labels=recognizer.labels)
-    expected = [json.loads(line) for line in table.read_text().splitlines()]
-    rows = pq.read_table(tmp_path / "video.parquet").to_pylist()
-    got = sorted((r for r in rows if r["file"] == str(video)),
-                 key=lambda r: (r["frame_index"], -1 if r["face_index"] is None else r["face_index"]))
-    assert len(got) == len(expected) and report.items == 15 + 1 and report.failed == 1
-    for row, want in zip(got, expected):
-        assert {k: row[k] for k in ("frame_index", "timestamp_ms", "box", "track_id", "emotion")} == \
-            {k: want[k] for k in ("frame_index", "timestamp_ms", "box", "track_id", "emotion")}
-        if want["probabilities"] is not None:
-            assert all(abs(row["probabilities"][k] - v) <= TOLERANCE for k, v in want["probabilities"].items())
-    (error,) = [r for r in rows if r["file"] == str(broken)]
+    got = video_rows(tmp_path / "video.parquet", video)
+    assert report.items == 15 + 1 and report.failed == 1
+    assert_rows_equal(got, video_table(video), keys=("frame_index", "timestamp_ms", "box", "track_id", "emotion"))
+    (error,) = [r for r in pq.read_table(tmp_path / "video.parquet").to_pylist() if r["file"] == str(broken)]
     assert error["error"].startswith("VideoError: ")
+
+
+def assert_tracks_scoped(got: list[dict], expected: list[dict], ranges: list[tuple[int, int | None]]) -> None:
+    """Track ids: a whole run's in the range at frame 0; elsewhere the range's first frame * stride + 1, 2, ...,
+    the same faces together as in the whole run (one-to-one) within each range."""
+    from emofer.video import RANGE_TRACK_STRIDE
+
+    tracked = 0
+    for start, stop in ranges:
+        pairs = {(want["track_id"], row["track_id"]) for row, want in zip(got, expected)
+                 if start <= row["frame_index"] < (stop or 10**9) and row["track_id"] is not None}
+        assert all(ranged // RANGE_TRACK_STRIDE == start for _, ranged in pairs)
+        assert len({w for w, _ in pairs}) == len({r for _, r in pairs}) == len(pairs)
+        assert start or all(w == r for w, r in pairs)
+        tracked += bool(pairs)
+    assert tracked >= min(len(ranges), 2)  # faces past a border too: the check is not empty
+
+
+def test_video_frame_ranges_equal_the_video_table_frame_for_frame(ray_local, tmp_path: Path, photo_path: Path) -> None:
+    """A 15-frame video in ranges of 6 (borders at frames 6 and 12), a 5-frame video shorter than one range,
+    a cut video whose header reports 15 frames (fewer can be read: ranges past its end) and a broken video:
+    the rows of the sequential table, and the broken one's error row once."""
+    import pyarrow.parquet as pq
+
+    from emofer.ray import frame_ranges, video_faces_dataset, write_faces
+
+    video = write_face_video(tmp_path / "clip.mp4", photo_path)
+    short = write_face_video(tmp_path / "short.mp4", photo_path, face_frames=4, blank_frames=1)
+    cut = write_truncated_video(tmp_path / "cut.avi")
+    broken = broken_video(tmp_path)
+    assert frame_ranges(15, 6) == [(0, 6), (6, 12), (12, None)] and frame_ranges(5, 6) == [(0, None)]
+    dataset = video_faces_dataset([video, short, cut, broken], frames_per_task=6, smooth=False, detector="auto")
+    report = write_faces(dataset, tmp_path / "video.parquet")
+    cut_rows = video_table(cut, smooth=False)
+    assert (report.items, report.failed) == (15 + 5 + len(cut_rows) + 1, 1) and 0 < len(cut_rows) < 12
+    assert_rows_equal(video_rows(tmp_path / "video.parquet", cut), cut_rows)
+    for clip in (video, short):
+        expected = video_table(clip, smooth=False)
+        got = video_rows(tmp_path / "video.parquet", clip)
+        assert_rows_equal(got, expected)
+        assert_tracks_scoped(got, expected, frame_ranges(15 if clip == video else 5, 6))
+    (error,) = [r for r in pq.read_table(tmp_path / "video.parquet").to_pylist() if r["file"] == str(broken)]
+    assert error["error"].startswith("VideoError: ") and error["frame_index"] is None
+
+
+@pytest.mark.slow
+def test_video_frame_ranges_keep_every_n_frames_max_frames_and_smoothing_scope(
+    ray_local, tmp_path: Path, photo_path: Path
+) -> None:
+    """Every 2nd frame, at most 6 of them (frames 0-10), ranges of 5 (borders at 5 and 10, off the multiples of 2),
+    smoothed: the same frames and boxes as the sequential table; smoothed probabilities equal in the first range."""
+    from emofer.ray import frame_ranges, video_faces_dataset, write_faces
+
+    video = write_face_video(tmp_path / "clip.mp4", photo_path)
+    ranges = frame_ranges(15, 5, every_n_frames=2, max_frames=6)
+    assert ranges == [(0, 5), (5, 10), (10, 12)]
+    options = dict(every_n_frames=2, max_frames=6)
+    dataset = video_faces_dataset(video, frames_per_task=5, detector="auto", **options)
+    report = write_faces(dataset, tmp_path / "video.parquet")
+    expected = video_table(video, **options)
+    got = video_rows(tmp_path / "video.parquet", video)
+    assert report.items == 6 and [r["frame_index"] for r in got if r["face_index"] in (None, 0)] == [0, 2, 4, 6, 8, 10]
+    assert_rows_equal([r for r in got if r["frame_index"] < 5], [r for r in expected if r["frame_index"] < 5],
+                      keys=("frame_index", "timestamp_ms", "face_index", "box", "track_id", "emotion"))
+    unsmoothed = [{**r, "probabilities": None} for r in got]  # later ranges restart smoothing: compare the rest
+    assert_rows_equal(unsmoothed, [{**r, "probabilities": None} for r in expected])
+    assert_tracks_scoped(got, expected, ranges)
+
+
+def test_frames_per_task_must_be_a_whole_number_1_or_more(tmp_path: Path) -> None:
+    from emofer.errors import ParameterError
+    from emofer.ray import frame_ranges, video_faces_dataset
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ParameterError, match="frames_per_task"):
+            video_faces_dataset(tmp_path / "clip.mp4", frames_per_task=bad)
+    assert frame_ranges(None, 6) == [(0, None)]  # unknown count: one task
+    assert frame_ranges(15, 6, max_frames=0) == [(0, None)]  # as emofer video --max-frames 0
+    assert frame_ranges(15, 4, every_n_frames=3, max_frames=2) == [(0, 4), (4, 6)]
+    assert frame_ranges(15, 15) == [(0, None)] and frame_ranges(16, 15) == [(0, 15), (15, None)]
 
 
 def test_example_script_joins_the_cluster_by_address(ray_local, tmp_path: Path) -> None:

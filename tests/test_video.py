@@ -12,6 +12,7 @@ import pytest
 from emofer import Face
 from emofer.errors import EmoferError, OutputError, ParameterError, VideoError
 from emofer.video import (
+    RANGE_TRACK_STRIDE,
     FrameResult,
     IoUTracker,
     Smoother,
@@ -21,13 +22,14 @@ from emofer.video import (
     VideoReader,
     analyze_video,
     analyze_video_frames,
+    analyze_video_range,
     iter_frames,
     write_table,
     write_video,
 )
 
 from .conftest import FACES_BOXES, need
-from .video_fixtures import FPS, SIZE, face_video, yunet_recognizer  # noqa: F401  (fixtures)
+from .video_fixtures import FPS, SIZE, face_video, write_truncated_video, yunet_recognizer  # noqa: F401  (fixtures)
 
 FACE_FRAMES, BLANK_FRAMES = 12, 3
 
@@ -138,7 +140,112 @@ def test_smoother_forgets_ended_tracks():
     assert smoother.update(1, probs(happy=1.0)) == (probs(happy=1.0), "happy")
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_frame_ranges_read_the_frames_of_a_whole_read(face_video, every):
+    """Ranges [0, 4), [4, 8), [8, 13), [13, end): borders mid-video and, with every 3rd frame, off its multiples."""
+    with VideoReader(face_video) as reader:
+        whole = list(reader.frames(every))
+    parts = []
+    for start, stop in [(0, 4), (4, 8), (8, 13), (13, None)]:
+        with VideoReader(face_video) as reader:
+            parts.extend(reader.frames(every, start, stop))
+    assert [(f.index, f.timestamp_ms) for f in parts] == [(f.index, f.timestamp_ms) for f in whole]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(parts, whole))
+    assert [f.index for f in whole] == list(range(0, FACE_FRAMES + BLANK_FRAMES, every))
+
+
+def test_ranges_of_a_video_that_reports_too_many_frames_read_what_it_has(tmp_path):
+    video = write_truncated_video(tmp_path / "cut.avi")
+    with VideoReader(video) as reader:
+        assert reader.frame_count == 15
+        whole = [(f.index, f.timestamp_ms) for f in reader.frames()]
+    parts = []
+    for start, stop in [(0, 4), (4, 8), (8, 12), (12, None)]:  # the ranges of 15 frames; the last is past the end
+        with VideoReader(video) as reader:
+            parts.append([(f.index, f.timestamp_ms) for f in reader.frames(1, start, stop)])
+    assert 0 < len(whole) < 12 and [f for part in parts for f in part] == whole and parts[-1] == []
+
+
+class FailingCapture:
+    """An OpenCV capture that raises cv2.error when frame ``at`` is decoded (as a damaged stream does)."""
+
+    def __init__(self, capture, at: int) -> None:
+        self.capture, self.at, self.decoded = capture, at, 0
+
+    def _next(self, call):
+        if self.decoded == self.at:
+            raise cv2.error("damaged frame")
+        self.decoded += 1
+        return call()
+
+    def grab(self):
+        return self._next(self.capture.grab)
+
+    def read(self):
+        return self._next(self.capture.read)
+
+    def __getattr__(self, name):
+        return getattr(self.capture, name)
+
+
+def test_a_video_that_breaks_mid_way_fails_in_the_range_that_holds_the_break_only(face_video):
+    def reader(*span):
+        video = VideoReader(face_video)
+        video._capture = FailingCapture(video._capture, at=7)
+        return [f.index for f in video.frames(1, *span)]
+
+    with pytest.raises(VideoError, match="reading frame 7 .* the 7 frames before it were delivered"):
+        reader()
+    assert reader(0, 4) == [0, 1, 2, 3] and reader(8, None) == []  # before the break; after it: no frame, no error
+    with pytest.raises(VideoError, match="reading frame 7 "):
+        reader(4, 8)
+
+
+def test_a_range_past_the_end_gives_nothing_and_no_error(face_video):
+    with VideoReader(face_video) as reader:
+        assert list(reader.frames(1, 40, 50)) == []
+    with VideoReader(face_video) as reader, pytest.raises(ParameterError, match="start"):
+        list(reader.frames(1, -1))
+
+
 # -- analysis ----------------------------------------------------------------------------------
+
+
+RANGES = [(0, 5), (5, 11), (11, None)]
+
+
+def result_keys(results):
+    """Per face (or empty frame): frame_index, timestamp_ms, face index, box and probabilities."""
+    return [
+        (r.frame_index, r.timestamp_ms, i, f.box if f else None, f.probabilities if f else None)
+        for r in results
+        for i, f in (enumerate(r.faces) if r.faces else [(None, None)])
+    ]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("every", [1, 2])
+def test_analyze_video_range_equals_a_whole_run_with_tracks_scoped_to_the_range(yunet_recognizer, face_video, every):
+    whole = list(analyze_video(yunet_recognizer, face_video, every_n_frames=every, smooth=False))
+    parts = {
+        span: list(analyze_video_range(yunet_recognizer, face_video, *span, every_n_frames=every, smooth=False))
+        for span in RANGES
+    }
+    assert result_keys([r for results in parts.values() for r in results]) == result_keys(whole)
+    by_frame = {r.frame_index: r for r in whole}
+    for (start, _), results in parts.items():
+        pairs = {(by_frame[r.frame_index].faces[i].track_id, f.track_id) for r in results for i, f in enumerate(r.faces)}
+        assert all(ranged // RANGE_TRACK_STRIDE == start for _, ranged in pairs)  # the range is in the id
+        assert len({w for w, _ in pairs}) == len({r for _, r in pairs}) == len(pairs)  # the same tracks, renamed
+        if start == 0:
+            assert all(w == r for w, r in pairs)  # the first range has a whole run's ids
+    smoothed = list(analyze_video_range(yunet_recognizer, face_video, 0, 5, every_n_frames=every))
+    assert smoothed == list(analyze_video(yunet_recognizer, face_video, every_n_frames=every, max_frames=-(-5 // every)))
+    with pytest.raises(ParameterError, match="stop"):
+        analyze_video_range(yunet_recognizer, face_video, 0, -2)
+    with pytest.raises(ParameterError, match="path"):
+        analyze_video_range(yunet_recognizer, [np.zeros((8, 8, 3), np.uint8)], 0, 1)
+
 
 
 @pytest.mark.data

@@ -45,3 +45,17 @@ def face_video(tmp_path: Path, photo_path: Path) -> Path:
 def yunet_recognizer(tiny_model_dir: Path) -> EmotionRecognizer:
     """The tiny test model with the real YuNet detector."""
     return EmotionRecognizer.from_pretrained(tiny_model_dir, detector=YuNetDetector(need(YUNET, "YuNet weights")))
+
+
+def write_truncated_video(path: Path, frames: int = 15, keep: float = 0.6) -> Path:
+    """An MJPG .avi of ``frames`` noise frames cut to ``keep`` of its bytes: its header still reports
+    ``frames`` frames, fewer can be read (a container whose frame count is too high)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)
+    assert writer.isOpened(), "OpenCV cannot write MJPG here"
+    noise = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(noise.integers(0, 256, (SIZE[1], SIZE[0], 3), np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +38,12 @@ import numpy as np
 from .errors import EmoferError, ImageReadError, OutputError
 from .io import load_image
 from .outputs import PART, check_new_folder, new_folder
-from .results import Face
+from .results import Face, FrameResult
 from .sources import IMAGE_SUFFIXES, image_sources
 from .table import EMPTY_FACE
+from .validate import check_scalar
+from .video_read import check_every
+from .video_write import table_keys
 
 if TYPE_CHECKING:
     import pyarrow
@@ -55,6 +58,7 @@ __all__ = [
     "RunReport",
     "faces_dataset",
     "video_faces_dataset",
+    "frame_ranges",
     "write_faces",
     "summarize",
     "image_paths",
@@ -226,11 +230,16 @@ class FaceRows(_Worker):
 
 
 class VideoRows(_Worker):
-    """``map_batches`` callable: a batch of video paths -> the rows of ``emofer video --table``.
+    """``map_batches`` callable: a batch of videos (or frame ranges of videos) -> the rows of ``emofer video --table``.
 
-    Each video is analysed start to end in one call (tracking and smoothing need its frames in
-    order), so use ``batch_size=1``: one task per video. A video that cannot be opened, or breaks
-    off, adds an error row after the frames it gave.
+    A batch holds a ``path`` column and, for frame ranges (:func:`frame_ranges`), ``start`` and
+    ``stop`` (-1: to the end). A video without them, or with the range [0, end), is analysed start to
+    end in one call, as :func:`emofer.video.analyze_video` does; any other range through
+    :func:`emofer.video.analyze_video_range` (the same frames, indices, timestamps, boxes and raw
+    probabilities; tracks and smoothing scoped to the range; ``max_frames`` applies to whole videos,
+    and :func:`frame_ranges` folds it into the ranges). Use ``batch_size=1``: one task per video or
+    range. A video that cannot be opened, or breaks off, adds an error row after the frames it gave
+    (from the range where it broke; a range past the break gives no row).
     """
 
     def __init__(
@@ -246,22 +255,69 @@ class VideoRows(_Worker):
         self.every_n_frames, self.smooth, self.max_frames = every_n_frames, smooth, max_frames
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pyarrow.Table:
-        from .video import analyze_video, table_keys
-
+        paths = [str(p) for p in batch["path"]]
+        starts = [int(s) for s in batch.get("start", [0] * len(paths))]
+        stops = [None if int(s) < 0 else int(s) for s in batch.get("stop", [-1] * len(paths))]
         rows: list[dict[str, Any]] = []
-        for path in (str(p) for p in batch["path"]):
+        for path, start, stop in zip(paths, starts, stops):
             try:
-                for result in analyze_video(
-                    self.recognizer,
-                    path,
-                    every_n_frames=self.every_n_frames,
-                    smooth=self.smooth,
-                    max_frames=self.max_frames,
-                ):
+                for result in self._results(path, start, stop):
                     rows.extend(face_rows({"file": path, **table_keys(result)}, result.faces))
             except Exception as exc:  # noqa: BLE001 - a broken video is one error row, the job goes on
                 rows.append(error_row({"file": path}, exc))
         return self._table(rows)
+
+    def _results(self, path: str, start: int, stop: int | None) -> Iterator[FrameResult]:
+        from .video import analyze_video, analyze_video_range
+
+        every, smooth = self.every_n_frames, self.smooth
+        if (start, stop) == (0, None):
+            return analyze_video(self.recognizer, path, every_n_frames=every, smooth=smooth, max_frames=self.max_frames)
+        return analyze_video_range(self.recognizer, path, start, stop, every_n_frames=every, smooth=smooth)
+
+
+def frame_ranges(
+    frame_count: int | None, frames_per_task: int, *, every_n_frames: int = 1, max_frames: int | None = None
+) -> list[tuple[int, int | None]]:
+    """The frame ranges [start, stop) of a video of ``frame_count`` frames, ``frames_per_task`` frames each.
+
+    ``max_frames`` (analysed frames, as ``emofer video --max-frames``) ends the last range at frame
+    ``max_frames * every_n_frames``; without it the last range reads to the end (``stop`` None), so a
+    container that reports too few frames loses none (one that reports too many gives ranges past the
+    end, which give no rows). An unknown count (None) or ``max_frames`` 0 gives one range, the whole
+    video: ``[(0, None)]``.
+    """
+    check_scalar(frames_per_task, "frames_per_task", int, min_val=1, hint="None analyses each video in one task")
+    end = None if max_frames is None else max_frames * every_n_frames
+    if frame_count is None or end == 0:
+        return [(0, None)]
+    limit = frame_count if end is None else min(frame_count, end)
+    ranges: list[tuple[int, int | None]] = [
+        (start, start + frames_per_task) for start in range(0, max(limit, 1), frames_per_task)
+    ]
+    ranges[-1] = (ranges[-1][0], end)
+    return ranges
+
+
+def _video_tasks(
+    videos: list[str], frames_per_task: int | None, every_n_frames: int, max_frames: int | None
+) -> list[dict[str, Any]]:
+    """One item per video, or per frame range of each video whose frame count the driver can read."""
+    from .video_read import VideoReader
+
+    items = []
+    for path in videos:
+        count = None
+        if frames_per_task is not None and ("://" in path or Path(path).is_file()):
+            try:
+                with VideoReader(path) as reader:
+                    count = reader.frame_count
+            except EmoferError as exc:  # its own task reports it, as one error row
+                log.info("%s: %s; analysed in one task", path, exc)
+        ranges = frame_ranges(count, frames_per_task or 1, every_n_frames=every_n_frames, max_frames=max_frames)
+        for start, stop in ranges:
+            items.append({"path": path, "start": start, "stop": -1 if stop is None else stop})
+    return items
 
 
 def _assigned_cpus() -> int:
@@ -341,16 +397,34 @@ def video_faces_dataset(
     every_n_frames: int = 1,
     smooth: bool = True,
     max_frames: int | None = None,
+    frames_per_task: int | None = None,
     detector: DetectorSpec = "auto",
     min_face: int | None = None,
     min_confidence: float = 0.0,
     workers: int = 1,
     cpus_per_worker: float = DEFAULT_CPUS_PER_WORKER,
 ) -> ray.data.Dataset:
-    """A lazy Dataset of the rows of ``emofer video --table`` for each video, one task per video."""
+    """A lazy Dataset of the rows of ``emofer video --table`` for each video: one task per video, or per frame range.
+
+    With ``frames_per_task`` None each video is one task, its rows those of ``emofer video``. With
+    ``frames_per_task`` N the driver reads each video's frame count and cuts it into ranges of N
+    frames (:func:`frame_ranges`), one task each: the rows have the frames, ``frame_index``,
+    ``timestamp_ms``, boxes and raw probabilities of one whole run (``every_n_frames`` and
+    ``max_frames`` pick the same frames), while ``track_id`` and smoothing are scoped to a range
+    (:func:`emofer.video.analyze_video_range`: ids ``start * RANGE_TRACK_STRIDE + 1, 2, ...``; the
+    range at frame 0 equals a whole run). A video whose count is unknown (a stream) or that the driver
+    cannot open is one task. Each task reads its video from the start and discards the frames before
+    its range (exact frames, no seeking), so later ranges decode more. docs/scaling.md lists the guarantees.
+    """
+    check_scalar(
+        frames_per_task, "frames_per_task", int, min_val=1, allow_none=True, hint="None analyses each video in one task"
+    )
+    check_every(every_n_frames)
+    check_scalar(max_frames, "max_frames", int, min_val=0, allow_none=True, hint="None reads to the end")
     ray = _ray()
     items = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
-    dataset = ray.data.from_items([{"path": str(path)} for path in items], override_num_blocks=max(1, len(items)))
+    tasks = _video_tasks([os.fspath(path) for path in items], frames_per_task, every_n_frames, max_frames)
+    dataset = ray.data.from_items(tasks, override_num_blocks=max(1, len(tasks)))
     return dataset.map_batches(
         VideoRows,
         fn_constructor_args=(model,),

@@ -89,20 +89,32 @@ class VideoReader:
                 self._capture.release()
                 raise VideoError(str(exc)) from exc
 
-    def frames(self, every_n_frames: int = 1) -> Iterator[VideoFrame]:
-        """Every ``every_n_frames``-th frame (skipped ones are not converted); VideoError if none can be read."""
+    def frames(self, every_n_frames: int = 1, start: int = 0, stop: int | None = None) -> Iterator[VideoFrame]:
+        """Every ``every_n_frames``-th frame (skipped ones are not converted); VideoError if none can be read.
+
+        ``start`` and ``stop`` keep the frames with index in [start, stop) (None: to the end), indices
+        counted from the video's first frame, so a range gives the very frames, indices and timestamps
+        of a whole read. The frames before ``start`` are read and discarded (``grab``: decoded, never
+        converted), not sought to, since seeking is not frame-exact in every codec. A video that ends,
+        or fails, before ``start`` gives no frame and no error: the range holding that frame reports it.
+        """
         check_every(every_n_frames)
-        start = time.monotonic()
+        check_scalar(start, "start", int, min_val=0)
+        check_scalar(stop, "stop", int, min_val=0, allow_none=True, hint="None reads to the end")
+        began = time.monotonic()
         index = 0
-        while True:
+        while stop is None or index < stop:
             try:
-                if index % every_n_frames:
+                if index < start or index % every_n_frames:
                     if not self._capture.grab():
                         break
                     index += 1
                     continue
                 ok, image = self._capture.read()
             except cv2.error as exc:
+                if index < start:
+                    log.debug("%s failed at frame %d, before this range's first (%d)", self._name, index, start)
+                    return
                 detail = (str(exc).strip().splitlines() or [""])[-1][:200]
                 raise VideoError(
                     f"reading frame {index} of {self._name} failed ({detail}); "
@@ -112,9 +124,9 @@ class VideoReader:
                 if self.is_camera and index:
                     log.warning("%s stopped delivering frames after %d frames", self._name, index)
                 break
-            yield VideoFrame(index, self._timestamp_ms(index, start), image)
+            yield VideoFrame(index, self._timestamp_ms(index, began), image)
             index += 1
-        if index == 0:
+        if index == 0 and start == 0 and stop != 0:
             raise VideoError(f"no frame could be read from {self._name}; the video is empty or damaged")
 
     def _timestamp_ms(self, index: int, start: float) -> float:
