@@ -129,6 +129,8 @@ CLI_CASES = [
     ([*VIDEO, "--every", "x"], "--every"),
     ([*VIDEO, "--max-frames", "-1"], "--max-frames"),
     ([*VIDEO, "--max-frames", "1.5"], "--max-frames"),
+    ([*VIDEO, "--frames-per-task", "0"], "--frames-per-task"),
+    ([*VIDEO, "--frames-per-task", "1.5"], "--frames-per-task"),
     (["cam", PHOTO, "--no-window", "--max-frames", "-1"], "--max-frames"),
     (["cam", "--threads", "0"], "--threads"),
     (["predict", PHOTO, "--bogus"], "--bogus"),
@@ -171,7 +173,8 @@ def _number_options(parser: argparse.ArgumentParser) -> set[str]:
 def test_every_number_option_has_a_bad_value_case():
     covered = {name for _, name in CLI_CASES}
     options_found = _number_options(cli._parser()) | _number_options(cam.parser())
-    assert options_found == {"--threads", "--min-face", "--min-confidence", "--workers", "--every", "--max-frames"}
+    assert options_found == {"--threads", "--min-face", "--min-confidence", "--workers", "--every", "--max-frames",
+                             "--frames-per-task"}
     assert options_found <= covered
 
 

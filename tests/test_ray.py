@@ -271,6 +271,44 @@ def test_video_frame_ranges_equal_the_video_table_frame_for_frame(ray_local, tmp
     assert error["error"].startswith("VideoError: ") and error["frame_index"] is None
 
 
+def test_emofer_video_ray_writes_the_video_table_as_parquet(ray_local, tmp_path: Path, photo_path: Path, capsys) -> None:
+    """``emofer video CLIP --ray --table faces.parquet --frames-per-task 6``: the rows of ``emofer video CLIP
+    --table``, frame for frame; its Parquet folder is never written over."""
+    from emofer.cli import main
+    from emofer.ray import frame_ranges
+
+    video = write_face_video(tmp_path / "clip.mp4", photo_path)
+    out = tmp_path / "faces.parquet"
+    argv = ["video", str(video), "--ray", "--table", str(out), "--frames-per-task", "6", "--no-smooth"]
+    assert main(argv) == 0
+    assert "15 items" in capsys.readouterr().err
+    expected = video_table(video, smooth=False)
+    got = video_rows(out, video)
+    assert_rows_equal(got, expected)
+    assert_tracks_scoped(got, expected, frame_ranges(15, 6))
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--table", "t.csv", "--frames-per-task", "6"], "--frames-per-task works with --ray"),
+        (["--ray", "--table", "t.csv"], "give --table faces.parquet"),
+        (["--ray", "--table", "t.parquet", "--out", "a.mp4"], "run without --ray"),
+        (["--ray", "--table", "t.parquet", "--frames-per-task", "0"], "--frames-per-task: must be a whole number"),
+    ],
+)
+def test_emofer_video_ray_refuses_what_it_cannot_do(tmp_path: Path, photo_path: Path, capsys, extra, message) -> None:
+    """Checked before Ray starts or the model loads: exit 2 and one line naming what to change; nothing written."""
+    from emofer.cli import main
+
+    video = write_face_video(tmp_path / "clip.mp4", photo_path, face_frames=2, blank_frames=0)
+    os.chdir(tmp_path)
+    assert main(["video", str(video), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 @pytest.mark.slow
 def test_video_frame_ranges_keep_every_n_frames_max_frames_and_smoothing_scope(
     ray_local, tmp_path: Path, photo_path: Path

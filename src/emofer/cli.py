@@ -86,8 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     bars.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist (inputs are never written)"
     )
+    scale = argparse.ArgumentParser(add_help=False)  # the Ray options predict and video share
+    scale.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on Ray Data: a row per face to a Parquet folder (predict: --out, video: --table; emofer[ray])",
+    )
+    scale.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local one)",
+    )
+    scale.add_argument(
+        "--workers", type=options.count, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)"
+    )
 
-    predict = commands.add_parser("predict", parents=[model, bars], help="emotions of the faces in images and folders")
+    predict = commands.add_parser(
+        "predict", parents=[model, bars, scale], help="emotions of the faces in images and folders"
+    )
     predict.add_argument(
         "paths",
         nargs="+",
@@ -104,25 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         "(.png, .jpg) is the file to write (with --ray: the Parquet folder to write)",
     )
     predict.add_argument(
-        "--ray", action="store_true", help="run on Ray Data, one row per face to --out (needs emofer[ray])"
-    )
-    predict.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDR",
-        help="Ray cluster to join (default: RAY_ADDRESS, else a local one)",
-    )
-    predict.add_argument(
-        "--workers", type=options.count, default=1, metavar="N", help="with --ray: recognizer actors (default: 1)"
-    )
-    predict.add_argument(
         "--resume",
         action="store_true",
         help="with --ray: append to an existing --out, skipping inputs already in it (same path, size, mtime)",
     )
     predict.set_defaults(run=_predict)
 
-    video = commands.add_parser("video", parents=[model, bars], help="emotions over a video file or camera")
+    video = commands.add_parser("video", parents=[model, bars, scale], help="emotions over a video file or camera")
     video.add_argument("source", help="video file, stream URL or camera index (0, 1, ...)")
     video.add_argument("--out", type=Path, default=None, help="annotated video to write (.mp4, .avi)")
     video.add_argument("--table", type=Path, default=None, help="per-face table to write (.csv, .json, .jsonl)")
@@ -133,6 +138,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-frames", type=options.frames, default=None, metavar="N", help="stop after N analysed frames"
     )
     video.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no temporal smoothing")
+    video.add_argument(
+        "--frames-per-task",
+        type=options.frames_per_task,
+        default=None,
+        metavar="N",
+        help="with --ray: one task per range of N frames (track ids and smoothing restart in each range; "
+        "default: the whole video in one task)",
+    )
     video.set_defaults(run=_video)
 
     live = commands.add_parser(
@@ -318,6 +331,10 @@ def _predict_ray(args: argparse.Namespace) -> int:
 
 
 def _video(args: argparse.Namespace) -> int:
+    if args.ray:
+        return _video_ray(args)
+    if args.frames_per_task is not None:
+        raise ParameterError("--frames-per-task works with --ray (one Ray task per frame range); add --ray")
     if args.out is None and args.table is None:
         raise ParameterError("video needs --out annotated.mp4 and/or --table faces.csv")
     inputs = Inputs([args.source] if Path(args.source).exists() else [])
@@ -361,6 +378,40 @@ def _video(args: argparse.Namespace) -> int:
     written = " and ".join(str(p) for p in (args.out, args.table) if p is not None)
     print(f"emofer: {len(results)} frames, {faces} faces; wrote {written}", file=sys.stderr)
     return EXIT_OK
+
+
+def _video_ray(args: argparse.Namespace) -> int:
+    """``video --ray``: the table of ``emofer video`` as a Parquet folder, frame ranges in parallel."""
+    if args.out is not None or args.table is None or args.table.suffix.lower() != ".parquet":
+        raise ParameterError(
+            "video --ray writes the per-face table as Parquet: give --table faces.parquet "
+            "(an annotated --out video needs every frame in order on one machine: run without --ray)"
+        )
+    source = Path(args.source)
+    if not source.is_file():
+        raise ParameterError(f"video --ray reads video files; {args.source} is not one (cameras and streams: no --ray)")
+    check_new_folder(args.table, Inputs([source]))
+    from .ray import connect, video_faces_dataset, write_faces
+
+    spec = options.load_spec(args)  # every model option, checked here before Ray starts
+    connect(args.ray_address)
+    report = write_faces(
+        video_faces_dataset(
+            source,
+            spec.model,
+            every_n_frames=args.every,
+            smooth=not args.no_smooth,
+            max_frames=args.max_frames,
+            frames_per_task=args.frames_per_task,
+            detector=spec.detector,
+            min_face=spec.min_face,
+            min_confidence=spec.min_confidence,
+            workers=args.workers,
+        ),
+        args.table,
+    )
+    print(f"emofer: {report.summary()}", file=sys.stderr)
+    return EXIT_UNREADABLE if report.failed else EXIT_OK
 
 
 # -- cam -------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "pixels",
     "count",
     "frames",
+    "frames_per_task",
 ]
 
 VERBOSE_HELP = "log what is loaded from where"
@@ -147,3 +148,5 @@ pixels = number("min_face", int, min_val=1, describe="a positive number of pixel
 count = number("count", int, min_val=1, describe="a positive whole number")
 #: --max-frames: a whole number, 0 or more.
 frames = number("max_frames", int, min_val=0, describe="a whole number of frames, 0 or more")
+#: --frames-per-task: a whole number of frames, 1 or more.
+frames_per_task = number("frames_per_task", int, min_val=1, describe="a whole number of frames, 1 or more")
