@@ -84,6 +84,16 @@ class FaceSet:
                        None if self.soft is None else self.soft[index],
                        tuple(np.asarray(self.names)[index]) if self.names else ())
 
+    def resized(self, size: tuple[int, int]) -> FaceSet:
+        """The same faces at ``size`` (height, width) through emofer's own resize, as ``to_tensor``
+        would bring them there: a network with a larger input trains on 48x48 FER faces enlarged
+        beside web faces framed at its own size (``expw.load``), so both can share one batch."""
+        if self.pixels.shape[1:3] == tuple(size):
+            return self
+        pixels = np.stack([resize_face(face, size) for face in self.pixels]) if len(self) else \
+            np.zeros((0, *size), np.uint8)
+        return FaceSet(pixels, self.labels, self.classes, self.split, self.soft, self.names)
+
 
 def subset(faces: FaceSet, classes: Sequence[str]) -> FaceSet:
     """Keep only ``classes`` (by name), relabelled 0..k-1 in the given order."""

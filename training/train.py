@@ -217,6 +217,8 @@ def train(recipe: Recipe | dict, run: Path, threads: int | None = None) -> Path:
     if recipe.second_labels is not None:
         base = targets if targets is not None else train_set.targets().astype(np.float32)
         targets = second_labels.targets(train_set, base, **recipe.second_labels)
+    if config.input.size != data.FER_SIZE:  # a larger input: the 48x48 faces enlarged once, after matching them
+        train_set, val_set = train_set.resized(config.input.size), val_set.resized(config.input.size)
     val_weights, web_rows = None, None
     if recipe.web is not None:
         train_set, targets, weights, val_set, val_weights, web_rows = add_web(

@@ -230,3 +230,15 @@ def test_bad_ferplus_rows_name_the_row_or_file(tmp_path):
 def test_fit_size_resizes_any_face_to_48():
     big = np.dstack([face(1, (96, 96))] * 3)
     assert data.fit_size(big).shape == (48, 48)
+
+
+def test_resized_enlarges_each_face_as_the_runtime_would(ferplus_folder):
+    """A 64x64 network's FER faces: each one through emofer.preprocess.resize_face, labels and targets kept."""
+    from emofer.preprocess import resize_face
+
+    faces = data.load_ferplus(ferplus_folder, "Training", soft=True)
+    big = faces.resized((64, 64))
+    assert big.pixels.shape == (len(faces), 64, 64) and big.pixels.dtype == np.uint8
+    assert all(np.array_equal(b, resize_face(f, (64, 64))) for b, f in zip(big.pixels, faces.pixels))
+    assert np.array_equal(big.labels, faces.labels) and np.array_equal(big.targets(), faces.targets())
+    assert faces.resized((48, 48)) is faces
