@@ -9,11 +9,11 @@ Module-level imports are the standard library only, so ``cold`` times emofer's o
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from typing import Any
+
+from . import _worker
 
 
 def cold(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -152,17 +152,7 @@ TASKS = {"cold": cold, "classify": classify, "e2e": e2e, "video": video, "size":
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.emofer_worker")
-    parser.add_argument("task", choices=sorted(TASKS))
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--params", default="{}")
-    parser.add_argument("--result", required=True)
-    args = parser.parse_args(argv)
-    result = TASKS[args.task](args.inputs, json.loads(args.params))
-    from . import _timing
-
-    _timing.write_result(args.result, {"library": "emofer", "task": args.task, **result})
-    return 0
+    return _worker.main("emofer", TASKS, argv)
 
 
 if __name__ == "__main__":

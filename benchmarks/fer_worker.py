@@ -18,13 +18,13 @@ How fer is driven:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 import warnings
 from typing import Any
+
+from . import _worker
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
@@ -278,17 +278,7 @@ TASKS = {"macs": macs, "cold": cold, "classify": classify, "probabilities": prob
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fer_worker")
-    parser.add_argument("task", choices=sorted(TASKS))
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--params", default="{}")
-    parser.add_argument("--result", required=True)
-    args = parser.parse_args(argv)
-    result = TASKS[args.task](args.inputs, json.loads(args.params))
-    from . import _timing
-
-    _timing.write_result(args.result, {"library": "fer", "task": args.task, **result})
-    return 0
+    return _worker.main("fer", TASKS, argv)
 
 
 if __name__ == "__main__":
