@@ -9,6 +9,7 @@ Module-level imports are the standard library only, so ``cold`` times emofer's o
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from typing import Any
@@ -18,28 +19,14 @@ from . import _worker
 
 def cold(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
     """import emofer + from_pretrained in this fresh process, then the first predict."""
-    start = time.perf_counter()
-    from emofer import EmotionRecognizer
 
-    imported = time.perf_counter()
-    recognizer = EmotionRecognizer.from_pretrained(params["model"], detector=params.get("detector", "auto"),
-                                                   threads=params.get("threads"))
-    loaded = time.perf_counter()
-    import numpy as np
+    def load(library: Any) -> Any:
+        return library.EmotionRecognizer.from_pretrained(params["model"], detector=params.get("detector", "auto"),
+                                                         threads=params.get("threads"))
 
-    frame = np.load(inputs)["frame_640x480_1"][0]
-    before = time.perf_counter()
-    faces = recognizer.predict(frame)
-    first = time.perf_counter()
-    return {
-        "import_s": imported - start,
-        "load_s": loaded - imported,
-        "import_load_s": loaded - start,
-        "first_predict_s": first - before,
-        "faces": len(faces),
-        "detector": recognizer.detector.name,
-        "model": recognizer.config.name,
-    }
+    recognizer, times = _worker.cold(inputs, lambda: importlib.import_module("emofer"), load,
+                                     lambda recognizer, frame: recognizer.predict(frame))
+    return {**times, "detector": recognizer.detector.name, "model": recognizer.config.name}
 
 
 def _recognizer(params: dict[str, Any]) -> Any:

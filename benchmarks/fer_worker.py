@@ -18,6 +18,7 @@ How fer is driven:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -53,26 +54,10 @@ def _fer(params: dict[str, Any]) -> Any:
 
 def cold(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
     """``from fer.fer import FER`` + ``FER()`` in this fresh process, then the first detect_emotions."""
-    start = time.perf_counter()
-    from fer.fer import FER
-
-    imported = time.perf_counter()
-    detector = FER(mtcnn=params.get("detector") == "mtcnn")
-    loaded = time.perf_counter()
-    import numpy as np
-
-    frame = np.load(inputs)["frame_640x480_1"][0]
-    before = time.perf_counter()
-    faces = detector.detect_emotions(frame)
-    first = time.perf_counter()
-    return {
-        "import_s": imported - start,
-        "load_s": loaded - imported,
-        "import_load_s": loaded - start,
-        "first_predict_s": first - before,
-        "faces": len(faces),
-        "detector": params.get("detector", "haar"),
-    }
+    _, times = _worker.cold(inputs, lambda: importlib.import_module("fer.fer"),
+                            lambda library: library.FER(mtcnn=params.get("detector") == "mtcnn"),
+                            lambda detector, frame: detector.detect_emotions(frame))
+    return {**times, "detector": params.get("detector", "haar")}
 
 
 def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
