@@ -78,6 +78,34 @@ def time_frame_sets(data: Any, predict: Callable[[Any], Any], detect: Callable[[
     return out
 
 
+def time_classifier(crops: np.ndarray, tensors: np.ndarray, classify: Callable[[list], Any],
+                    network: Callable[[np.ndarray], Any], params: dict[str, Any], model: str,
+                    input_shape: str) -> dict[str, Any]:
+    """One face's latency (``classify`` from a crop, ``network`` from a ready tensor) and the faces
+    per second of each batch size in ``params["batches"]``: the ``classify`` task of both workers."""
+    n = len(crops)
+    warmup, repeats = params["warmup"], params["repeats"]
+    single = time_calls(lambda i: classify([crops[i % n]]), warmup, repeats)
+    network_single = time_calls(lambda i: network(tensors[i % n:i % n + 1]), warmup, repeats)
+    result: dict[str, Any] = {
+        "threads": params.get("threads"),
+        "model": model,
+        "input": input_shape,
+        "latency_ms": ms(single),
+        "network_latency_ms": ms(network_single),
+        "throughput": {},
+    }
+    for batch in params["batches"]:
+        idx = np.arange(batch) % n
+        faces = [crops[i] for i in idx]
+        batch_tensor = tensors[idx]
+        times = time_calls(lambda i: classify(faces), params["batch_warmup"], params["batch_repeats"])
+        on_network = time_calls(lambda i: network(batch_tensor), params["batch_warmup"], params["batch_repeats"])
+        result["throughput"][str(batch)] = {"faces_per_s": rate(times, batch),
+                                            "network_faces_per_s": rate(on_network, batch)}
+    return result
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB (ru_maxrss is KiB on Linux)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

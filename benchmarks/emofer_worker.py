@@ -45,31 +45,14 @@ def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
     recognizer = _recognizer(params)
     crops = np.load(inputs)["crops"]
     n = len(crops)
-    warmup, repeats = params["warmup"], params["repeats"]
-    single = t.time_calls(lambda i: recognizer.classify([crops[i % n]]), warmup, repeats)
-    # the network alone (no resize / normalise), on the same faces already made into tensors
+    # the network alone (no resize / normalise) times the same faces already made into tensors
     spec = recognizer.config.input
     from emofer.preprocess import to_tensor
 
     tensors = to_tensor(list(crops), spec.size, spec.channels, recognizer.config.normalize)
-    network_single = t.time_calls(lambda i: recognizer.classifier.run(tensors[i % n:i % n + 1]), warmup, repeats)
-    result: dict[str, Any] = {
-        "threads": params.get("threads"),
-        "model": recognizer.config.name,
-        "input": f"{spec.height}x{spec.width}x{spec.channels}",
-        "latency_ms": t.ms(single),
-        "network_latency_ms": t.ms(network_single),
-        "throughput": {},
-    }
-    for batch in params["batches"]:
-        idx = np.arange(batch) % n
-        faces = [crops[i] for i in idx]
-        batch_tensor = tensors[idx]
-        times = t.time_calls(lambda i: recognizer.classify(faces), params["batch_warmup"], params["batch_repeats"])
-        network = t.time_calls(lambda i: recognizer.classifier.run(batch_tensor, batch),
-                               params["batch_warmup"], params["batch_repeats"])
-        result["throughput"][str(batch)] = {"faces_per_s": t.rate(times, batch),
-                                            "network_faces_per_s": t.rate(network, batch)}
+    result = t.time_classifier(crops, tensors, recognizer.classify,
+                               lambda tensor: recognizer.classifier.run(tensor, len(tensor)), params,
+                               recognizer.config.name, f"{spec.height}x{spec.width}x{spec.channels}")
     # the network alone over a range of batch sizes (one session.run per batch)
     sweep = {}
     for batch in params.get("sweep", []):

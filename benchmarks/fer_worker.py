@@ -69,7 +69,6 @@ def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
 
     fer = _fer(params)
     crops = np.load(inputs)["crops"]
-    n = len(crops)
 
     def run(faces: list) -> np.ndarray:
         # detect_emotions' own steps for a grey face crop
@@ -77,30 +76,11 @@ def classify(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
         gray = (gray / 255.0 - 0.5) * 2.0
         return np.asarray(fer._classify_emotions(gray))
 
-    warmup, repeats = params["warmup"], params["repeats"]
-    single = t.time_calls(lambda i: run([crops[i % n]]), warmup, repeats)
     tensors = (np.array([cv2.resize(c, (64, 64)) for c in crops], dtype="float32") / 255.0 - 0.5) * 2.0
-    network_single = t.time_calls(lambda i: np.asarray(fer._classify_emotions(tensors[i % n:i % n + 1])),
-                                  warmup, repeats)
-    result: dict[str, Any] = {
-        "threads": params.get("threads"),
-        "model": f"fer {params.get('backend', 'tflite')} (emotion_model"
-                 f"{'_quantized.tflite' if params.get('backend', 'tflite') == 'tflite' else '.hdf5'})",
-        "input": "64x64x1",
-        "latency_ms": t.ms(single),
-        "network_latency_ms": t.ms(network_single),
-        "throughput": {},
-    }
-    for batch in params["batches"]:
-        idx = np.arange(batch) % n
-        faces = [crops[i] for i in idx]
-        batch_tensor = tensors[idx]
-        times = t.time_calls(lambda i: run(faces), params["batch_warmup"], params["batch_repeats"])
-        network = t.time_calls(lambda i: np.asarray(fer._classify_emotions(batch_tensor)),
-                               params["batch_warmup"], params["batch_repeats"])
-        result["throughput"][str(batch)] = {"faces_per_s": t.rate(times, batch),
-                                            "network_faces_per_s": t.rate(network, batch)}
-    return result
+    backend = params.get("backend", "tflite")
+    return t.time_classifier(crops, tensors, run, lambda tensor: np.asarray(fer._classify_emotions(tensor)), params,
+                             f"fer {backend} (emotion_model{'_quantized.tflite' if backend == 'tflite' else '.hdf5'})",
+                             "64x64x1")
 
 
 def probabilities(inputs: str, params: dict[str, Any]) -> dict[str, Any]:
