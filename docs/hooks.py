@@ -182,7 +182,7 @@ def _reproduce() -> str:
     for short, config, card, where in shipped:
         trained = config.get("trained_on", {})
         quant = trained.get("quantization")
-        if quant:
+        if quant and not trained.get("logit_adjustment") and not trained.get("head_refit"):  # a plain int8 copy
             source = quant["from"].rsplit("/", 1)[-1]
             parts += [f"### `{config['name']}`", "", f"int8 quantisation of `{quant['from']}` "
                       f"({quant['method']}; {quant['calibration']}), after that model's export:", "", "```bash",
@@ -193,8 +193,8 @@ def _reproduce() -> str:
         run = f"runs/{recipe}"
         train = _with_out(trained.get("command") or f"python -m training.train --recipe {recipe} --out RUN", run)
         train += _epochs_flag(recipe, trained, train)
-        export = re.search(r"^- Export: `([^`]+)`", card, re.M)
-        export = export.group(1) if export else (
+        export_line = re.search(r"^- Export: (.+)$", card, re.M)  # every step after training, in order
+        export = "\n".join(re.findall(r"`([^`]+)`", export_line.group(1))) if export_line else (
             f"python -m training.export RUN_DIR --name {config['name']} --out {where}/{short}"
             + (" --tta-flip" if trained.get("tta_flip") else "")
             + (" --calibrate" if config.get("temperature", 1.0) != 1.0 else ""))
