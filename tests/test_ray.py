@@ -289,6 +289,25 @@ def test_emofer_video_ray_writes_the_video_table_as_parquet(ray_local, tmp_path:
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_video_faces_dataset_takes_every_load_option_in_one_spec(ray_local, tmp_path: Path, photo_path: Path) -> None:
+    """``spec=`` (what ``emofer video --ray`` builds from its options) reaches the actors whole: with
+    ``min_confidence`` 1 every face abstains; a spec beside keywords is refused."""
+    import pyarrow.parquet as pq
+
+    from emofer.errors import EmoferError
+    from emofer.ray import video_faces_dataset, write_faces
+    from emofer.recognizer import LoadSpec
+
+    video = write_face_video(tmp_path / "clip.mp4", photo_path, face_frames=3, blank_frames=0)
+    with pytest.raises(EmoferError, match="not both"):
+        video_faces_dataset(video, detector="yunet", spec=LoadSpec())
+    spec = LoadSpec(min_confidence=1.0)
+    report = write_faces(video_faces_dataset(video, spec=spec, smooth=False), tmp_path / "t.parquet")
+    rows = pq.read_table(tmp_path / "t.parquet").to_pylist()
+    assert report.items == 3 and report.faces > 0 and report.failed == 0
+    assert all(row["abstained"] for row in rows if row["face_index"] is not None)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -398,14 +398,11 @@ def _video_ray(args: argparse.Namespace) -> int:
     report = write_faces(
         video_faces_dataset(
             source,
-            spec.model,
             every_n_frames=args.every,
             smooth=not args.no_smooth,
             max_frames=args.max_frames,
             frames_per_task=args.frames_per_task,
-            detector=spec.detector,
-            min_face=spec.min_face,
-            min_confidence=spec.min_confidence,
+            spec=spec,
             workers=args.workers,
         ),
         args.table,

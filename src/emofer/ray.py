@@ -341,6 +341,21 @@ def image_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
     return [str(path) for path, _ in image_sources([Path(p) for p in paths])]
 
 
+def _loader(
+    model: str | os.PathLike | None,
+    spec: LoadSpec | None,
+    detector: DetectorSpec,
+    min_face: int | None,
+    min_confidence: float,
+) -> dict[str, Any]:
+    """The recognizer arguments of a worker actor: ``spec``, or the load keywords (not both)."""
+    if spec is None:
+        return dict(model=model, detector=detector, min_face=min_face, min_confidence=min_confidence)
+    if (model, detector, min_face, min_confidence) != (None, "auto", None, 0.0):
+        raise EmoferError("give the model options in spec= or as keywords (model, detector, ...), not both")
+    return dict(spec=spec)
+
+
 def faces_dataset(
     source: str | os.PathLike | Iterable[str | os.PathLike] | ray.data.Dataset,
     model: str | os.PathLike | None = None,
@@ -348,6 +363,7 @@ def faces_dataset(
     detector: DetectorSpec = "auto",
     min_face: int | None = None,
     min_confidence: float = 0.0,
+    spec: LoadSpec | None = None,
     workers: int = 1,
     cpus_per_worker: float = DEFAULT_CPUS_PER_WORKER,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -358,8 +374,10 @@ def faces_dataset(
     error row, not a failed read task); on a cluster they must be at the same path on every node.
     URIs (``s3://...``) go through ``ray.data.read_binary_files``. A Dataset must have a ``path``
     column and may have ``bytes`` or ``image`` (see :class:`FaceRows`). ``workers`` actors, each
-    with its own recognizer, run with ``cpus_per_worker`` CPUs each.
+    with its own recognizer, run with ``cpus_per_worker`` CPUs each. The model is ``spec`` (every
+    load option, as the CLI builds it), else ``model``, ``detector``, ``min_face`` and ``min_confidence``.
     """
+    loader = _loader(model, spec, detector, min_face, min_confidence)
     ray = _ray()
     if isinstance(source, ray.data.Dataset):
         dataset = source
@@ -382,8 +400,7 @@ def faces_dataset(
             dataset = ray.data.from_items([{"path": path} for path in files], override_num_blocks=blocks)
     return dataset.map_batches(
         FaceRows,
-        fn_constructor_args=(model,),
-        fn_constructor_kwargs=dict(detector=detector, min_face=min_face, min_confidence=min_confidence),
+        fn_constructor_kwargs=loader,
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
@@ -401,6 +418,7 @@ def video_faces_dataset(
     detector: DetectorSpec = "auto",
     min_face: int | None = None,
     min_confidence: float = 0.0,
+    spec: LoadSpec | None = None,
     workers: int = 1,
     cpus_per_worker: float = DEFAULT_CPUS_PER_WORKER,
 ) -> ray.data.Dataset:
@@ -415,7 +433,9 @@ def video_faces_dataset(
     range at frame 0 equals a whole run). A video whose count is unknown (a stream) or that the driver
     cannot open is one task. Each task reads its video from the start and discards the frames before
     its range (exact frames, no seeking), so later ranges decode more. docs/scaling.md lists the guarantees.
+    The model is ``spec`` or the load keywords, as in :func:`faces_dataset`.
     """
+    loader = _loader(model, spec, detector, min_face, min_confidence)
     check_scalar(
         frames_per_task, "frames_per_task", int, min_val=1, allow_none=True, hint="None analyses each video in one task"
     )
@@ -427,15 +447,7 @@ def video_faces_dataset(
     dataset = ray.data.from_items(tasks, override_num_blocks=max(1, len(tasks)))
     return dataset.map_batches(
         VideoRows,
-        fn_constructor_args=(model,),
-        fn_constructor_kwargs=dict(
-            every_n_frames=every_n_frames,
-            smooth=smooth,
-            max_frames=max_frames,
-            detector=detector,
-            min_face=min_face,
-            min_confidence=min_confidence,
-        ),
+        fn_constructor_kwargs=dict(every_n_frames=every_n_frames, smooth=smooth, max_frames=max_frames, **loader),
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
@@ -578,17 +590,7 @@ def predict_to_parquet(
                 "resume works on local files (it compares their size and mtime); "
                 "give local paths, or run without resume into a new --out"
             )
-        return write_faces(
-            faces_dataset(
-                items,
-                spec.model,
-                detector=spec.detector,
-                min_face=spec.min_face,
-                min_confidence=spec.min_confidence,
-                workers=workers,
-            ),
-            out,
-        )
+        return write_faces(faces_dataset(items, spec=spec, workers=workers), out)
     return write_shards(
         items,
         out,
