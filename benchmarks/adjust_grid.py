@@ -5,8 +5,9 @@
 Runs ``MODEL`` once over expw-dev end to end (as ``benchmarks.wild`` does: photos as bytes
 through ``predict``, labelled faces matched at IoU >= 0.3) and once over FER+ Valid
 (``classify``), keeps the probabilities, and scores every adjustment of the grid that
-``training.adjust`` can build: ``tau`` 0-1.5 in steps of 0.1, the training share taken from the
-mean training target or the majority labels, contempt adjusted or excluded. The rule
+``training.adjust`` can build: ``tau`` 0-1.5 in steps of 0.1, the share taken from the mean
+training target, the majority labels or the model's mean answer on expw-train's carved
+validation part (``--prior web``), contempt adjusted or excluded. The rule
 (docs/ablation.md): the best mean of expw-dev accuracy and FER+ Valid accuracy among the rows
 where no emotion's expw-dev recall is below 0.15 (``--floor``). No test split is read.
 
@@ -43,12 +44,13 @@ def expw_probabilities(recognizer: EmotionRecognizer, photos: dict, archive: Pat
 def grid(recognizer: EmotionRecognizer, photos: dict, found: dict, valid: data.FaceSet,
          floor: float = FLOOR) -> list[dict]:
     """Every adjustment of the grid, scored on expw-dev and FER+ Valid."""
+    model_dir = recognizer.classifier.model_path.parent
     labels = recognizer.labels
     valid_probabilities = recognizer.classify(valid.pixels)
     truth = np.array([labels.index(valid.classes[k]) for k in valid.labels])
     rows = []
     for prior in adjust.PRIORS:
-        shares = adjust.training_prior(recognizer.config, prior)
+        shares = adjust.training_prior(recognizer.config, prior, model_dir=model_dir)
         for excluded in [(), *([("contempt",)] if "contempt" in labels else [])]:
             for tau in TAUS:
                 weights = adjust.multiplier(shares, labels, tau, exclude=excluded)

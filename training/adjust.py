@@ -12,6 +12,13 @@ nothing changes at run time. The config's temperature stays: the graph multiplie
 ``prior ** (-tau * temperature)``, so the probabilities emofer returns are exactly the source
 model's calibrated probabilities times ``prior ** -tau``, renormalised.
 
+``--prior`` says where each emotion's share comes from: ``targets`` (the mean training target),
+``majority`` (the share of each majority label) or ``web``: the model's own mean answer on
+expw-train's carved validation part (``training.expw``; never expw-dev). ExpW's emotions are
+about equally common there, so a share above the others says the model over-answers that emotion
+on web faces; dividing by it (Saerens et al., 2002, the first step of their prior estimate) moves
+answers towards the emotions the model is shy of on real photos, whatever it learnt from.
+
 ``--exclude LABEL`` leaves an emotion out: it is treated as common as the most common one, so
 its odds against that emotion stay the source model's (for an emotion the choosing data cannot
 measure, such as FER+'s contempt, which expw-dev does not label).
@@ -38,20 +45,37 @@ from training.report import command_line
 log = logging.getLogger("emofer.training")
 
 #: Where the prior comes from: the mean training target (vote distributions for FER+ models,
-#: one-hot labels otherwise) or the share of each majority label.
-PRIORS = ("targets", "majority")
+#: one-hot labels otherwise), the share of each majority label, or the model's mean answer on
+#: expw-train's carved validation part (web faces).
+PRIORS = ("targets", "majority", "web")
 
 
-def training_prior(config: ModelConfig, kind: str = "targets", data_root: str | Path | None = None) -> np.ndarray:
-    """Each of ``config.labels``' share of the training targets the model learnt from."""
+def training_prior(config: ModelConfig, kind: str = "targets", data_root: str | Path | None = None,
+                   model_dir: str | Path | None = None) -> np.ndarray:
+    """Each of ``config.labels``' share of the training targets the model learnt from (``targets``,
+    ``majority``), or of the answers of the model in ``model_dir`` on web faces (``web``)."""
     if kind not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {kind!r}")
+    if kind == "web":
+        if model_dir is None:
+            raise ValueError("the web prior is the model's own answers: give model_dir")
+        return web_prior(Path(model_dir), config)
     dataset = dataset_of(config)
     soft = kind == "targets" and bool(config.trained_on.get("soft_labels"))
     faces = data.load(dataset, "Training", config.labels, soft=soft, root=data_root)
     targets = faces.soft if soft else np.eye(len(faces.classes))[faces.labels]
     share = targets.mean(axis=0)
     return np.array([share[list(faces.classes).index(label)] for label in config.labels], np.float64)
+
+
+def web_prior(model_dir: Path, config: ModelConfig) -> np.ndarray:
+    """The model's mean probabilities (as emofer returns them) over expw-train's carved validation
+    part, framed as ``predict`` frames a detection (``training.expw``)."""
+    from training import expw
+    from training.evaluate import classify
+
+    faces, _ = expw.load("PublicTest", config.labels, config.crop_for("yunet"), config.input.size)
+    return classify(model_dir, faces.pixels, config).mean(axis=0)
 
 
 def multiplier(shares: np.ndarray, labels: Sequence[str], tau: float, temperature: float = 1.0,
@@ -112,7 +136,7 @@ def adjust(source: str | Path, out: str | Path, tau: float, prior: str = "target
     base = ModelConfig.load(source / CONFIG_NAME)
     if base.trained_on.get("logit_adjustment"):
         raise ValueError(f"{source} is already adjusted; adjust the folder it came from")
-    shares = training_prior(base, prior, data_root)
+    shares = training_prior(base, prior, data_root, source)
     weights = multiplier(shares, base.labels, tau, base.temperature, exclude)
     trained_on = {**base.trained_on, "logit_adjustment": {
         "tau": tau, "prior": prior, "excluded": list(exclude),
@@ -135,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="model folder to write")
     parser.add_argument("--tau", required=True, type=float, help="strength: 0 = unchanged, 1 = balanced")
     parser.add_argument("--prior", choices=PRIORS, default="targets",
-                        help="training share per emotion: mean training target (default) or majority labels")
+                        help="share per emotion: mean training target (default), majority labels, or the "
+                             "model's mean answer on expw-train's validation web faces")
     parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
                         help="leave this emotion unadjusted (as common as the most common one); repeatable")
     parser.add_argument("--name", help="model name (default: the source's name + '-adjusted')")

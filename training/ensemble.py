@@ -10,9 +10,13 @@ model alone (``softmax(log p / T)`` with the member's temperature) and the weigh
 members is the output. The ensemble's own temperature is 1: what it returns is exactly the
 weighted mean of what each member's ``classify`` returns (a test checks it).
 
-Members must share labels (in order), input and normalisation; the crop policies are the first
-member's. ``--candidate`` scores PublicTest only; otherwise PrivateTest is evaluated once and the
-report and card are written, as ``training.quantize`` does.
+Members must share labels (in order), channels, layout and normalisation; the crop policies are the
+first member's. Their input sizes may differ: the ensemble takes the largest (or ``--input-size``),
+and a member that expects a smaller face gets it shrunk inside the graph by an exact area resize
+(two constant matrix products: what ``cv2.resize(..., INTER_AREA)``, emofer's shrinking
+interpolation, computes on float pixels), so a 48x48 and a 64x64 network can be averaged.
+``--candidate`` scores PublicTest only; otherwise PrivateTest is evaluated once and the report
+and card are written, as ``training.quantize`` does.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from emofer.config import CONFIG_NAME, MODEL_NAME, ModelConfig
+import numpy as np
+
+from emofer.config import CONFIG_NAME, MODEL_NAME, InputSpec, ModelConfig
 from emofer.hub import resolve_model
 from training import folder
 from training.report import command_line
@@ -43,13 +50,63 @@ def member_folder(model: str | Path) -> Path:
     return Path(config).parent
 
 
-def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights: Sequence[float]):
+def area_matrix(size_out: int, size_in: int) -> np.ndarray:
+    """The ``size_out x size_in`` matrix that shrinks one axis by area averaging (cv2.INTER_AREA):
+    each output pixel is the mean of the input span it covers, input pixels weighted by their overlap."""
+    if not 0 < size_out <= size_in:
+        raise EnsembleError(f"an area resize shrinks: cannot take {size_in} pixels to {size_out}")
+    scale = size_in / size_out
+    edges = np.arange(size_in + 1, dtype=np.float64)
+    matrix = np.empty((size_out, size_in), np.float64)
+    for o in range(size_out):
+        start, stop = o * scale, (o + 1) * scale
+        matrix[o] = np.clip(np.minimum(edges[1:], stop) - np.maximum(edges[:-1], start), 0.0, None) / scale
+    return matrix.astype(np.float32)
+
+
+def _shrink_nodes(source: str, target: str, prefix: str, to: InputSpec, frm: InputSpec):
+    """Nodes and initializers taking the ensemble's input ``source`` (``frm``'s size) to ``to``'s size as ``target``."""
+    from onnx import helper, numpy_helper
+
+    rows = numpy_helper.from_array(area_matrix(to.height, frm.height), f"{prefix}shrink_rows")
+    cols = numpy_helper.from_array(area_matrix(to.width, frm.width).T.copy(), f"{prefix}shrink_cols")
+    nchw = to.layout == "NCHW"
+    first = source if nchw else f"{prefix}shrink_nchw"
+    nodes = [] if nchw else [helper.make_node("Transpose", [source], [first], perm=[0, 3, 1, 2])]
+    nodes += [helper.make_node("MatMul", [first, cols.name], [f"{prefix}shrunk_cols"]),
+              helper.make_node("MatMul", [rows.name, f"{prefix}shrunk_cols"],
+                               [target if nchw else f"{prefix}shrunk_nchw"])]
+    if not nchw:
+        nodes.append(helper.make_node("Transpose", [f"{prefix}shrunk_nchw"], [target], perm=[0, 2, 3, 1]))
+    return nodes, [rows, cols]
+
+
+def ensemble_input(configs: Sequence[ModelConfig], size: tuple[int, int] | None = None) -> InputSpec:
+    """The ensemble's input: the members' channels and layout at ``size`` (default: the largest member's)."""
+    head = configs[0].input
+    if size is None:
+        size = max((c.input.size for c in configs), key=lambda hw: hw[0] * hw[1])
+    for config in configs:
+        if config.input.height > size[0] or config.input.width > size[1]:
+            raise EnsembleError(f"{config.name} takes {config.input.height}x{config.input.width} faces, more than "
+                                f"the ensemble's {size[0]}x{size[1]}: the input must be at least every member's")
+    return replace(head, height=size[0], width=size[1])
+
+
+def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights: Sequence[float],
+                size: tuple[int, int] | None = None):
     """One ONNX model averaging the members' calibrated probabilities (see the module docstring)."""
     import onnx
     from onnx import compose, helper
 
+    spec = ensemble_input(configs, size)
     first = onnx.load(str(folders[0] / MODEL_NAME))
-    input_value = first.graph.input[0]
+    input_value = onnx.ValueInfoProto()
+    input_value.CopyFrom(first.graph.input[0])  # its name and batch dimension; the face size is the ensemble's
+    dims = input_value.type.tensor_type.shape.dim
+    for axis, value in zip((2, 3) if spec.layout == "NCHW" else (1, 2), spec.size):
+        dims[axis].Clear()
+        dims[axis].dim_value = value
     nodes, initializers, values, outputs = [], [], [], []
     opsets: dict[str, int] = {}
     for i, (member_dir, config, weight) in enumerate(zip(folders, configs, weights)):
@@ -57,7 +114,12 @@ def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights
         graph = member.graph
         for opset in member.opset_import:
             opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
-        nodes.append(helper.make_node("Identity", [input_value.name], [graph.input[0].name]))
+        if config.input.size == spec.size:
+            nodes.append(helper.make_node("Identity", [input_value.name], [graph.input[0].name]))
+        else:
+            shrink, matrices = _shrink_nodes(input_value.name, graph.input[0].name, f"m{i}/", config.input, spec)
+            nodes.extend(shrink)
+            initializers.extend(matrices)
         nodes.extend(graph.node)
         initializers.extend(graph.initializer)
         values.extend(graph.value_info)
@@ -87,16 +149,22 @@ def check_members(configs: Sequence[ModelConfig], weights: Sequence[float]) -> N
         raise EnsembleError(f"give one positive --weight per model ({len(configs)}), got {list(weights)}")
     head = configs[0]
     for config in configs[1:]:
-        for what in ("labels", "input", "normalize"):
-            if getattr(config, what) != getattr(head, what):
+        for what, mine, theirs in [("labels", config.labels, head.labels),
+                                   ("normalize", config.normalize, head.normalize),
+                                   ("channels", config.input.channels, head.input.channels),
+                                   ("layout", config.input.layout, head.input.layout)]:
+            if mine != theirs:
                 raise EnsembleError(f"{config.name} has other {what} than {head.name} "
-                                    f"({getattr(config, what)} vs {getattr(head, what)}); members must share them")
+                                    f"({mine} vs {theirs}); members must share them")
 
 
 def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: Sequence[float] | None = None,
              report: str | Path | None = None, data_root: str | Path | None = None, command: str = "",
-             final: bool = True) -> ModelConfig:
-    """Write the ensemble of ``models`` into the folder ``out``; return its config.json."""
+             final: bool = True, input_size: tuple[int, int] | None = None) -> ModelConfig:
+    """Write the ensemble of ``models`` into the folder ``out``; return its config.json.
+
+    ``input_size``: (height, width) of the faces the ensemble takes (default: the largest member's).
+    """
     import onnx
 
     folders = [member_folder(m) for m in models]
@@ -109,8 +177,10 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
     trained_on = {**head.trained_on, "ensemble_with": [c.name for c in configs[1:]],
                   "onnx_ensemble": [{"model": c.name, "sha256": c.model_sha256, "weight": round(w, 4),
                                      "temperature": c.temperature} for c, w in zip(configs, weights)]}
-    draft = folder.derive(out, head, lambda path: onnx.save(build_graph(folders, configs, weights), str(path)),
-                          name=name, temperature=1.0, trained_on=trained_on)
+    spec = ensemble_input(configs, input_size)
+    graph = build_graph(folders, configs, weights, spec.size)
+    draft = folder.derive(out, head, lambda path: onnx.save(graph, str(path)), name=name, temperature=1.0,
+                          trained_on=trained_on, input=spec)
     public = folder.evaluate(draft, "PublicTest", data_root)
     members = [c.metrics.get("PublicTest", {}).get("accuracy") for c in configs]
     log.info("PublicTest: ensemble %.4f, members %s", public.scores.accuracy, members)
@@ -125,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the ensemble's name, e.g. emofer/wild-accurate")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write")
     parser.add_argument("--weight", type=float, action="append", help="one per model, in order (default: equal)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="faces the ensemble takes (default: the largest member's input); smaller members get "
+                             "an exact area resize in the graph")
     folder.add_finish_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
         config = ensemble(args.models, args.out, args.name, args.weight, args.report, args.data,
                           command_line("training.ensemble", sys.argv[1:] if argv is None else argv),
-                          final=not args.candidate)
+                          final=not args.candidate, input_size=tuple(args.input_size) if args.input_size else None)
     except EnsembleError as exc:
         parser.exit(2, f"error: {exc}\n")
     public = config.metrics["PublicTest"]["accuracy"]

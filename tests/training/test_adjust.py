@@ -75,6 +75,29 @@ def test_candidate_writes_a_loadable_folder_and_scores_publictest(tmp_path, wild
     assert rec.config.name == "test/cand" and rec.classify(crops(2)).shape == (2, 8)
 
 
+def test_the_web_prior_is_the_models_mean_answer_on_expw_trains_validation_faces(tmp_path, wild8_int8):
+    """``--prior web``: the shares are what the model says, on average, over expw-train's carved
+    validation part framed by YuNet, so the emotion it over-answers there is the one turned down."""
+    need(DATA / "expw-train.zip", "expw-train (expw-train.zip)")
+    need(DATA / "ferplus.zip", "FER+ (ferplus.zip)")
+    from training import expw
+
+    config = ModelConfig.load(wild8_int8 / CONFIG_NAME)
+    shares = adjust.training_prior(config, "web", model_dir=wild8_int8)
+    faces, _ = expw.load("PublicTest", config.labels, config.crop_for("yunet"), config.input.size)
+    answers = EmotionRecognizer.from_pretrained(wild8_int8, detector="none").classify(faces.pixels)
+    np.testing.assert_allclose(shares, answers.mean(axis=0), atol=1e-6)
+    assert abs(shares.sum() - 1) < 1e-5
+    with pytest.raises(ValueError, match="give model_dir"):
+        adjust.training_prior(config, "web")
+    out = adjust.adjust(wild8_int8, tmp_path / "web", 1.0, prior="web", name="test/web", final=False)
+    rec = EmotionRecognizer.from_pretrained(tmp_path / "web", detector="none")
+    adjusted = rec.classify(faces.pixels)
+    top = int(np.argmax(shares))
+    assert adjusted[:, top].mean() < answers[:, top].mean()
+    assert out.trained_on["logit_adjustment"]["prior"] == "web"
+
+
 def test_an_excluded_label_keeps_its_odds_against_the_most_common_one():
     labels = ("neutral", "happy", "disgust", "contempt")
     shares = np.array([0.5, 0.3, 0.1, 0.1])

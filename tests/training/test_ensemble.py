@@ -44,6 +44,43 @@ def test_the_ensemble_returns_the_weighted_mean_of_its_members(tmp_path, faces, 
     assert [m["weight"] for m in saved["trained_on"]["onnx_ensemble"]] == [0.75, 0.25]
 
 
+def test_area_matrix_is_cv2_inter_area():
+    """The in-graph shrink is emofer's shrinking interpolation (cv2.INTER_AREA) on float pixels, to rounding."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    for out_hw, in_hw in [((48, 48), (64, 64)), ((48, 40), (96, 64)), ((48, 48), (48, 48))]:
+        x = rng.uniform(0, 255, in_hw).astype(np.float32)
+        want = cv2.resize(x, out_hw[::-1], interpolation=cv2.INTER_AREA)
+        got = ensemble.area_matrix(out_hw[0], in_hw[0]) @ x @ ensemble.area_matrix(out_hw[1], in_hw[1]).T
+        np.testing.assert_allclose(got, want, atol=1e-3)
+    with pytest.raises(ensemble.EnsembleError, match="shrinks"):
+        ensemble.area_matrix(64, 48)
+
+
+def test_members_smaller_than_the_input_get_their_faces_shrunk_in_the_graph(tmp_path, faces, monkeypatch):
+    """A 64x56 ensemble of 48x48 networks gives what each member gives on the faces emofer shrinks to 48x48
+    (not square, so rows and columns cannot be mixed up unnoticed)."""
+    monkeypatch.setattr(evaluate, "evaluate", _no_dataset)
+    out = tmp_path / "big"
+    config = ensemble.ensemble([repo_model("wild8"), repo_model("ferplus8-int8")], out, "emofer/test-big",
+                               final=False, input_size=(64, 56))
+    assert config.input.size == (64, 56)
+    import cv2
+
+    faces64 = [cv2.resize(face, (56, 64), interpolation=cv2.INTER_AREA) for face in faces[:2]]
+    faces64.append(np.random.default_rng(2).integers(0, 256, (64, 56, 3), dtype=np.uint8))
+    got = EmotionRecognizer.from_pretrained(out).classify(faces64, color="bgr")
+    a = EmotionRecognizer.from_pretrained(repo_model("wild8")).classify(faces64, color="bgr")
+    b = EmotionRecognizer.from_pretrained(repo_model("ferplus8-int8")).classify(faces64, color="bgr")
+    # the members' path rounds the shrunk face to 8 bits; the graph keeps it in float
+    np.testing.assert_allclose(got, 0.5 * a + 0.5 * b, atol=0.01)
+    assert (got.argmax(1) == (a + b).argmax(1)).all()
+    with pytest.raises(ensemble.EnsembleError, match="more than the ensemble's 40x40"):
+        ensemble.ensemble([repo_model("wild8"), repo_model("ferplus8")], tmp_path / "small", "emofer/s",
+                          final=False, input_size=(40, 40))
+
+
 def test_members_with_other_labels_or_bad_weights_are_refused(tmp_path):
     with pytest.raises(ensemble.EnsembleError, match="other labels"):
         ensemble.ensemble([repo_model("wild8"), repo_model("fer7")], tmp_path / "x", "emofer/x", final=False)
