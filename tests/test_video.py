@@ -197,6 +197,9 @@ def test_a_video_that_breaks_mid_way_fails_in_the_range_that_holds_the_break_onl
     with pytest.raises(VideoError, match="reading frame 7 .* the 7 frames before it were delivered"):
         reader()
     assert reader(0, 4) == [0, 1, 2, 3] and reader(8, None) == []  # before the break; after it: no frame, no error
+    # the message counts what this read delivered, not the frames before its range
+    with pytest.raises(VideoError, match=r"reading frame 7 .* the 2 frames before it were delivered \(this read began at frame 5\)"):
+        reader(5, None)
     with pytest.raises(VideoError, match="reading frame 7 "):
         reader(4, 8)
 

@@ -102,7 +102,7 @@ class VideoReader:
         check_scalar(start, "start", int, min_val=0)
         check_scalar(stop, "stop", int, min_val=0, allow_none=True, hint="None reads to the end")
         began = time.monotonic()
-        index = 0
+        index = delivered = 0
         while stop is None or index < stop:
             try:
                 if index < start or index % every_n_frames:
@@ -116,9 +116,10 @@ class VideoReader:
                     log.debug("%s failed at frame %d, before this range's first (%d)", self._name, index, start)
                     return
                 detail = (str(exc).strip().splitlines() or [""])[-1][:200]
+                since = f" (this read began at frame {start})" if start else ""
                 raise VideoError(
                     f"reading frame {index} of {self._name} failed ({detail}); "
-                    f"the {index} frames before it were delivered"
+                    f"the {delivered} frame{'s' if delivered != 1 else ''} before it were delivered{since}"
                 ) from exc
             if not ok or image is None or image.size == 0:
                 if self.is_camera and index:
@@ -126,6 +127,7 @@ class VideoReader:
                 break
             yield VideoFrame(index, self._timestamp_ms(index, began), image)
             index += 1
+            delivered += 1
         if index == 0 and start == 0 and stop != 0:
             raise VideoError(f"no frame could be read from {self._name}; the video is empty or damaged")
 
