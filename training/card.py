@@ -177,6 +177,8 @@ def _export_line(config: ModelConfig) -> str:
     trained, short = config.trained_on, config.name.rsplit("/", 1)[-1]
     quant, adjusted = trained.get("quantization"), trained.get("logit_adjustment")
     refit = trained.get("head_refit")
+    if trained.get("onnx_ensemble"):
+        return _ensemble_line(config, adjusted)
     if refit:
         float_name = quant["from"] if quant else config.name
         float_short = float_name.rsplit("/", 1)[-1]
@@ -195,10 +197,6 @@ def _export_line(config: ModelConfig) -> str:
                          + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
                          + f" --name {config.name} --out {final}/{short}")
         return "`, then `".join(steps)
-    if trained.get("onnx_ensemble"):
-        members = trained["onnx_ensemble"]
-        return ("python -m training.ensemble " + " ".join(m["model"] for m in members)
-                + "".join(f" --weight {m['weight']}" for m in members) + f" --name {config.name} --out src/emofer/models/{short}")
     graph_flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
     if adjusted:
         source = adjusted["from"].rsplit("/", 1)[-1]
@@ -217,6 +215,27 @@ def _export_line(config: ModelConfig) -> str:
                 f"--out src/emofer/models/{short}")
     ensemble = "".join(f" --ensemble runs/{m}" for m in trained.get("ensemble_with") or [])
     return f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{ensemble}{graph_flags}"
+
+
+def _ensemble_line(config: ModelConfig, adjusted: Mapping[str, Any] | None) -> str:
+    """training.ensemble over the members (a shipped one by name, a candidate from CAND/), then, for an
+    adjusted ensemble, training.adjust of that candidate."""
+    short = config.name.rsplit("/", 1)[-1]
+    members = config.trained_on["onnx_ensemble"]
+    shipped = set(bundled_models()) | MOVED_MODELS
+
+    def where(name: str) -> str:
+        return name if name in shipped else f"CAND/{name.rsplit('/', 1)[-1]}"
+
+    made = adjusted["from"] if adjusted else config.name
+    line = ("python -m training.ensemble " + " ".join(where(m["model"]) for m in members)
+            + "".join(f" --weight {m['weight']}" for m in members) + f" --name {made} --out "
+            + (f"CAND/{made.rsplit('/', 1)[-1]} --candidate" if adjusted else f"src/emofer/models/{short}"))
+    if not adjusted:
+        return line
+    return (line + f"`, then `python -m training.adjust CAND/{made.rsplit('/', 1)[-1]} --tau {adjusted['tau']} "
+            f"--prior {adjusted['prior']}" + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
+            + f" --name {config.name} --out src/emofer/models/{short}")
 
 
 def _duration(seconds: float) -> str:

@@ -38,6 +38,8 @@ from training.report import command_line
 log = logging.getLogger("emofer.training")
 
 OUTPUT = "probabilities"
+#: trained_on entries that describe one member's graph, left out of the ensemble's.
+MEMBER_ONLY = ("head_refit", "quantization", "logit_adjustment")
 
 
 class EnsembleError(ValueError):
@@ -174,7 +176,10 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
     total = float(sum(weights))
     weights = [w / total for w in weights]
     head = configs[0]
-    trained_on = {**head.trained_on, "ensemble_with": [c.name for c in configs[1:]],
+    # what made the first member's graph alone (its refit, int8, adjustment) is not the ensemble's: each
+    # member's own config.json keeps it, named by the sha256 below
+    shared = {k: v for k, v in head.trained_on.items() if k not in MEMBER_ONLY}
+    trained_on = {**shared, "ensemble_with": [c.name for c in configs[1:]],
                   "onnx_ensemble": [{"model": c.name, "sha256": c.model_sha256, "weight": round(w, 4),
                                      "temperature": c.temperature} for c, w in zip(configs, weights)]}
     spec = ensemble_input(configs, input_size)

@@ -63,9 +63,14 @@ def test_members_smaller_than_the_input_get_their_faces_shrunk_in_the_graph(tmp_
     (not square, so rows and columns cannot be mixed up unnoticed)."""
     monkeypatch.setattr(evaluate, "evaluate", _no_dataset)
     out = tmp_path / "big"
-    config = ensemble.ensemble([repo_model("wild8"), repo_model("ferplus8-int8")], out, "emofer/test-big",
+    config = ensemble.ensemble([repo_model("ferplus8-int8"), repo_model("wild8")], out, "emofer/test-big",
                                final=False, input_size=(64, 56))
     assert config.input.size == (64, 56)
+    assert "quantization" not in config.trained_on  # the first member's int8 step is its own, not the ensemble's
+    from training import card
+
+    assert card._export_line(config) == ("python -m training.ensemble emofer/ferplus8-int8 emofer/wild8 --weight 0.5 "
+                                         "--weight 0.5 --name emofer/test-big --out src/emofer/models/test-big")
     import cv2
 
     faces64 = [cv2.resize(face, (56, 64), interpolation=cv2.INTER_AREA) for face in faces[:2]]
@@ -74,7 +79,7 @@ def test_members_smaller_than_the_input_get_their_faces_shrunk_in_the_graph(tmp_
     a = EmotionRecognizer.from_pretrained(repo_model("wild8")).classify(faces64, color="bgr")
     b = EmotionRecognizer.from_pretrained(repo_model("ferplus8-int8")).classify(faces64, color="bgr")
     # the members' path rounds the shrunk face to 8 bits; the graph keeps it in float
-    np.testing.assert_allclose(got, 0.5 * a + 0.5 * b, atol=0.01)
+    np.testing.assert_allclose(got, 0.5 * b + 0.5 * a, atol=0.01)
     assert (got.argmax(1) == (a + b).argmax(1)).all()
     with pytest.raises(ensemble.EnsembleError, match="more than the ensemble's 40x40"):
         ensemble.ensemble([repo_model("wild8"), repo_model("ferplus8")], tmp_path / "small", "emofer/s",
