@@ -124,6 +124,10 @@ def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights
             initializers.extend(matrices)
         nodes.extend(graph.node)
         initializers.extend(graph.initializer)
+        for value in graph.value_info:  # a symbolic size (e.g. "unk__114") means one size in one graph only
+            for dim in value.type.tensor_type.shape.dim:
+                if dim.HasField("dim_param"):
+                    dim.dim_param = f"m{i}/{dim.dim_param}"
         values.extend(graph.value_info)
         p, k = graph.output[0].name, f"m{i}/"
         scale = helper.make_tensor(f"{k}inverse_temperature", onnx.TensorProto.FLOAT, [], [1.0 / config.temperature])

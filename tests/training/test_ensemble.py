@@ -86,6 +86,22 @@ def test_members_smaller_than_the_input_get_their_faces_shrunk_in_the_graph(tmp_
                           final=False, input_size=(40, 40))
 
 
+def test_no_symbolic_size_is_shared_between_members(tmp_path):
+    """int8 graphs name their inner sizes (unk__0, unk__2, ...) alike; in one graph onnxruntime takes one
+    name for one size, so a 64x64 member beside a 48x48 one failed to run ("Shape mismatch attempting to
+    re-use buffer {48} != {64}") until each member's names were made its own."""
+    import onnx
+
+    folders = [repo_model("wild8-int8"), repo_model("ferplus8-int8")]
+    configs = [ensemble.ModelConfig.load(f / CONFIG_NAME) for f in folders]
+    graph = ensemble.build_graph(folders, configs, [0.5, 0.5])
+    named = {(d.dim_param.split("/", 1)[0], v.name.split("/", 1)[0]) for v in graph.graph.value_info
+             for d in v.type.tensor_type.shape.dim if d.HasField("dim_param")}
+    assert named and all(size == member for size, member in named)  # m0's names in m0's tensors only
+    assert {member for _, member in named} == {"m0", "m1"}
+    onnx.checker.check_model(graph)
+
+
 def test_members_with_other_labels_or_bad_weights_are_refused(tmp_path):
     with pytest.raises(ensemble.EnsembleError, match="other labels"):
         ensemble.ensemble([repo_model("wild8"), repo_model("fer7")], tmp_path / "x", "emofer/x", final=False)
