@@ -108,7 +108,7 @@ def _generated(name: str, page: str, docs: Path) -> str:
 def _shipped() -> list[tuple[str, dict, str, str]]:
     """(short name, config.json, model card text, folder in the repository) of each shipped model:
     the bundled ones (default first), then those moved out of the wheel into the repository's models/."""
-    from emofer.hub import DEFAULT_MODEL, MOVED_MODELS, bundled_models
+    from emofer.hub import ACCURATE_MODEL, DEFAULT_MODEL, MOVED_MODELS, bundled_models
 
     moved = [REPO / "models" / name.split("/", 1)[1] for name in MOVED_MODELS]
     found = []
@@ -118,18 +118,19 @@ def _shipped() -> list[tuple[str, dict, str, str]]:
         found.append((folder.name, json.loads((folder / "config.json").read_text(encoding="utf-8")),
                       card.read_text(encoding="utf-8") if card.is_file() else "", where))
     return sorted(found, key=lambda model: (model[3] != BUNDLED, model[1].get("name") != DEFAULT_MODEL,
-                                            model[0]))
+                                            model[1].get("name") != ACCURATE_MODEL, model[0]))
 
 
 def _models_table(page: str, docs: Path) -> str:
     """"Which model should I use": real photos end to end and time per face first, then each test split
     under its own name (FER+ test and FER2013 PrivateTest are different faces and labels)."""
-    from emofer.hub import DEFAULT_MODEL
+    from emofer.hub import ACCURATE_MODEL, DEFAULT_MODEL
 
     base = Path(page).parent
     wild = _rows(docs / "wild.json")
     speed = _rows(docs / "perface.json")
-    roles = {DEFAULT_MODEL: "**the default**: photos, video, webcam, `--ray`"}
+    roles = {DEFAULT_MODEL: "**the default**: photos, video, webcam, `--ray`",
+             ACCURATE_MODEL: "**the accurate tier**: batch annotation, `--ray`, where 4-5x the time per face is fine"}
     rows = ["| model | where | use it for | real photos (expw-dev, end to end) | macro recall | ms per face "
             "| FER+ test | FER2013 PrivateTest | emotions | card |",
             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]

@@ -52,12 +52,15 @@ def test_adjust_grid_scores_every_adjustment_and_chooses_by_the_rule(tmp_path, c
 
     archive = need(DATA / "expw-dev.zip", "expw-dev")
     need(DATA / "ferplus.zip", "FER+")
+    need(DATA / "expw-train.zip", "expw-train (the web prior)")
     folder = repo_model("emofer/wild8-int8")  # no longer bundled: the name is read from models/
     out = tmp_path / "grid.json"
     assert adjust_grid.main(["emofer/wild8-int8", "--every", "60", "--archive", str(archive), "--out", str(out),
                              "--ceiling"]) == 0
     grid = json.loads(out.read_text())
-    assert len(grid["rows"]) == 2 * 2 * len(adjust_grid.TAUS)  # two priors, contempt adjusted or excluded
+    # three priors (training targets, majority labels, the model's answers on web faces), contempt adjusted or excluded
+    assert len(grid["rows"]) == 3 * 2 * len(adjust_grid.TAUS)
+    assert {r["prior"] for r in grid["rows"]} == {"targets", "majority", "web"}
     plain = [r for r in grid["rows"] if r["tau"] == 0]
     assert len({(r["expw_dev"], r["fer_plus_valid"]) for r in plain}) == 1  # tau 0 is the model as it is
     subset = wild.evaluate(EmotionRecognizer.from_pretrained(folder), wild.read_faces(archive, 60), archive)

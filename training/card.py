@@ -57,12 +57,15 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
     ferplus = dataset_of(config) == "ferplus"
     private, public = metrics["PrivateTest"], metrics["PublicTest"]
     per_class = report["per_class"]
+    size, short = f"{config.input.height}x{config.input.width}", config.name.rsplit("/", 1)[-1]
     return render(TEMPLATE, {
         "name": config.name, "short": config.name.rsplit("/", 1)[-1], "dataset": dataset_of(config),
         "ferplus_yaml": "\n  - ferplus" if ferplus else "", "ferplus_licence": FERPLUS_LICENCE if ferplus else "",
         "what": _what(trained), "classifies": "classify" if trained.get("ensemble_with") else "classifies",
         "n_labels": len(config.labels), "labels": ", ".join(config.labels), "about_graph": _about_graph(config),
         "training_set": "FER+" if ferplus else "FER2013", "temperature": f"{config.temperature:.4f}",
+        "size": size, "colour": "grey" if config.input.channels == 1 else "colour",
+        "enlarged": "" if size == "48x48" else f" (resized to {size} by emofer, as at run time)",
         "splits_table": table(
             ["split", "faces", "accuracy", "macro F1", "weighted F1", "ECE"],
             [["PrivateTest", private["n"], *(f"{private[k]:.4f}" for k in ("accuracy", "macro_f1", "weighted_f1",
@@ -77,7 +80,8 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
         **{key: trained.get(key) for key in ("recipe", "keras", "backend", "command", "epochs", "best_epoch",
                                              "machine")},
         "export_line": _export_line(config), "duration": _duration(float(trained.get("train_seconds", 0.0))),
-        "model_sha256": config.model_sha256, "real_photos": _real_photos(config.name),
+        "model_sha256": config.model_sha256,
+        "real_photos": _real_photos(config.name) + (_fer2013(short) if ferplus else ""),
     })
 
 
@@ -97,6 +101,20 @@ def _real_photos(name: str, results: Path = WILD_JSON) -> str:
                       *(f"{r:.2f}" for r in recall.values())]], "r" * (3 + len(recall)))
             + "\n\nIts labels are noisy (one annotator, web photos); compare models on it rather than reading "
               "the figures as absolute. All models and fer: `docs/wild.md` in the emofer repository.\n")
+
+
+def _fer2013(short: str, docs: Path = REPO_ROOT / "docs" / "models") -> str:
+    """A section with a FER+ model's FER2013 PrivateTest figure (docs/models/<short>/fer2013/report.json,
+    written by ``training.evaluate --dataset fer2013``), or nothing when it has none."""
+    path = docs / short / "fer2013" / "report.json"
+    if not path.is_file():
+        return ""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return ("\n## On FER2013's own labels\n\n"
+            f"FER2013 PrivateTest ({report['n']} faces, one label each), over the 7 emotions FER2013 and FER+ both "
+            f"name (this model's probabilities of those, renormalised): accuracy **{report['accuracy']:.4f}**. "
+            f"Command: `{report['command']}`; report: `docs/models/{short}/fer2013/report.md` in the emofer "
+            "repository.\n")
 
 
 def _what(trained: Mapping[str, Any]) -> str:
@@ -131,11 +149,17 @@ def _about_graph(config: ModelConfig) -> str:
         text += ("\nAn ensemble in one graph (`python -m training.ensemble`): the weighted mean of "
                  + ", ".join(f"`{m['model']}` ({m['weight']})" for m in members)
                  + ", each calibrated as emofer serves it alone.\n")
+        smaller = [m for m in members if m.get("input") and tuple(m["input"]) != config.input.size]
+        if smaller:
+            text += (f"\nIt takes {config.input.height}x{config.input.width} faces; "
+                     + ", ".join(f"`{m['model']}` takes {m['input'][0]}x{m['input'][1]}" for m in smaller)
+                     + ", shrunk from the input inside the graph by an area resize (what emofer's own resize does).\n")
     quant, adjusted = config.trained_on.get("quantization"), config.trained_on.get("logit_adjustment")
     if adjusted:
-        text += (f"\nLogit-adjusted from `{adjusted['from']}`: each emotion's probability is divided by its share of the "
-                 f"training targets to the power tau = {adjusted['tau']} and renormalised, in the graph (post-hoc logit "
-                 f"adjustment, `python -m training.adjust`), so that rare emotions are said more often"
+        share, aim = PRIOR_WORDS.get(adjusted.get("prior", "targets"), PRIOR_WORDS["targets"])
+        text += (f"\nLogit-adjusted from `{adjusted['from']}`: each emotion's probability is divided by {share} "
+                 f"to the power tau = {adjusted['tau']} and renormalised, in the graph (post-hoc logit "
+                 f"adjustment, `python -m training.adjust`), so that {aim}"
                  + (f" ({', '.join(adjusted['excluded'])} left as the source model says it)" if adjusted.get("excluded")
                     else "") + _unadjusted(config.metrics) + "\n")
         if quant:
@@ -156,6 +180,15 @@ def _web_block(recipe: str | None) -> dict[str, Any] | None:
     if not recipe or not (RECIPES / f"{recipe}.json").is_file():
         return None
     return Recipe.load(recipe).web
+
+
+#: How a model card says what an adjustment divided by, and what for, per ``training.adjust --prior``.
+PRIOR_WORDS = {
+    "targets": ("its share of the training targets", "rare emotions are said more often"),
+    "majority": ("its share of the training targets", "rare emotions are said more often"),
+    "web": ("the model's mean answer for it on expw-train's carved validation web faces",
+            "the emotions it over-answers on web faces are said less and those it is shy of more"),
+}
 
 
 def _unadjusted(metrics: Mapping[str, Any]) -> str:

@@ -185,7 +185,8 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
     shared = {k: v for k, v in head.trained_on.items() if k not in MEMBER_ONLY}
     trained_on = {**shared, "ensemble_with": [c.name for c in configs[1:]],
                   "onnx_ensemble": [{"model": c.name, "sha256": c.model_sha256, "weight": round(w, 4),
-                                     "temperature": c.temperature} for c, w in zip(configs, weights)]}
+                                     "temperature": c.temperature, "input": list(c.input.size)}
+                                    for c, w in zip(configs, weights)]}
     spec = ensemble_input(configs, input_size)
     graph = build_graph(folders, configs, weights, spec.size)
     draft = folder.derive(out, head, lambda path: onnx.save(graph, str(path)), name=name, temperature=1.0,

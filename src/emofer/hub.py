@@ -20,6 +20,7 @@ from .errors import ModelLoadError
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ACCURATE_MODEL",
     "BUNDLED_ROOT",
     "bundled_models",
     "MOVED_MODELS",
@@ -32,6 +33,9 @@ log = logging.getLogger("emofer")
 
 #: The model ``from_pretrained()`` serves when given nothing.
 DEFAULT_MODEL = "emofer/webmix8-balanced-int8"
+#: The bundled accurate tier: more of every real photo right for about 4x the time per face (batch
+#: annotation, ``--ray``); ``from_pretrained(ACCURATE_MODEL)``.
+ACCURATE_MODEL = "emofer/webmix8-accurate"
 #: Folder of the models shipped inside the wheel, one sub-folder per model.
 BUNDLED_ROOT = Path(__file__).resolve().parent / "models"
 BUNDLED_OWNER = "emofer"
