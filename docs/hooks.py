@@ -212,8 +212,11 @@ def _reproduce() -> str:
             f"python -m training.publish {where}/{short} --repo {config['name']} --dry-run",
             "```",
             "",
-            *([f"The graph averages this run with {', '.join(f'`{m}`' for m in members)} (`--ensemble`); "
-               "every run's command is in [Models](models.md#how-the-shipped-models-were-trained).", ""]
+            *([f"The graph averages this run with {', '.join(f'`{m}`' for m in members)} ("
+               + ("`python -m training.ensemble` over candidate folders: this run's export and int8 copy are the "
+                  "first; each member's own chain of export, refit and int8"
+                  if trained.get("onnx_ensemble") else "`--ensemble`; every run's command")
+               + " is in [Models](models.md#how-the-shipped-models-were-trained)).", ""]
               if (members := trained.get("ensemble_with")) else []),
             f"The same on a GPU: prefix the first command with `KERAS_BACKEND=jax` (or `torch`). "
             f"The model.onnx shipped has sha256 `{config.get('model_sha256')}`.",
