@@ -466,7 +466,7 @@ def _info(args: argparse.Namespace) -> int:
             else 'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.13,<5"',
         ),
         ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),
-        ("bundled models", ", ".join(hub.bundled_models()) or "none"),
+        ("bundled models", ", ".join(_bundled_names()) or "none"),
         ("cached models", ", ".join(_cached_models()) or "none"),
     ]
     width = max(len(key) for key, _ in rows)
@@ -488,6 +488,12 @@ def _yunet_info() -> str:
         return f"yunet: {exc}"
     source = f"from {yunet.ENV_VAR}" if os.environ.get(yunet.ENV_VAR) else "bundled, sha256 checked"
     return f"yunet ({source}): {weights}"
+
+
+def _bundled_names() -> list[str]:
+    """The bundled models, the default and the accurate tier marked as such."""
+    roles = {hub.DEFAULT_MODEL: " (default)", hub.ACCURATE_MODEL: " (accurate tier)"}
+    return [name + roles.get(name, "") for name in hub.bundled_models()]
 
 
 def _cached_models() -> list[str]:
