@@ -96,12 +96,13 @@ def ensemble_input(configs: Sequence[ModelConfig], size: tuple[int, int] | None 
 
 
 def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights: Sequence[float],
-                size: tuple[int, int] | None = None):
-    """One ONNX model averaging the members' calibrated probabilities (see the module docstring)."""
+                spec: InputSpec | None = None):
+    """One ONNX model averaging the members' calibrated probabilities (see the module docstring);
+    ``spec`` is the ensemble's input (default: :func:`ensemble_input` of the members)."""
     import onnx
     from onnx import compose, helper
 
-    spec = ensemble_input(configs, size)
+    spec = spec or ensemble_input(configs)
     first = onnx.load(str(folders[0] / MODEL_NAME))
     input_value = onnx.ValueInfoProto()
     input_value.CopyFrom(first.graph.input[0])  # its name and batch dimension; the face size is the ensemble's
@@ -188,7 +189,7 @@ def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: 
                                      "temperature": c.temperature, "input": list(c.input.size)}
                                     for c, w in zip(configs, weights)]}
     spec = ensemble_input(configs, input_size)
-    graph = build_graph(folders, configs, weights, spec.size)
+    graph = build_graph(folders, configs, weights, spec)
     draft = folder.derive(out, head, lambda path: onnx.save(graph, str(path)), name=name, temperature=1.0,
                           trained_on=trained_on, input=spec)
     public = folder.evaluate(draft, "PublicTest", data_root)
