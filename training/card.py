@@ -59,7 +59,7 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
     per_class = report["per_class"]
     size, short = f"{config.input.height}x{config.input.width}", config.name.rsplit("/", 1)[-1]
     return render(TEMPLATE, {
-        "name": config.name, "short": config.name.rsplit("/", 1)[-1], "dataset": dataset_of(config),
+        "name": config.name, "short": short, "dataset": dataset_of(config),
         "ferplus_yaml": "\n  - ferplus" if ferplus else "", "ferplus_licence": FERPLUS_LICENCE if ferplus else "",
         "what": _what(trained), "classifies": "classify" if trained.get("ensemble_with") else "classifies",
         "n_labels": len(config.labels), "labels": ", ".join(config.labels), "about_graph": _about_graph(config),
@@ -226,9 +226,7 @@ def _export_line(config: ModelConfig) -> str:
                          + (f"CAND/{q_short} --candidate --max-drop 0.01" if adjusted else f"{final}/{short}"))
         if adjusted:
             source = adjusted["from"].rsplit("/", 1)[-1]
-            steps.append(f"python -m training.adjust CAND/{source} --tau {adjusted['tau']} --prior {adjusted['prior']}"
-                         + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
-                         + f" --name {config.name} --out {final}/{short}")
+            steps.append(_adjust_command(f"CAND/{source}", adjusted, config.name, f"{final}/{short}"))
         return "`, then `".join(steps)
     graph_flags = " --tta-flip" * bool(trained.get("tta_flip")) + " --calibrate" * (config.temperature != 1.0)
     if adjusted:
@@ -239,10 +237,8 @@ def _export_line(config: ModelConfig) -> str:
             chain = (f"python -m training.export RUN_DIR --name {quant['from']} --out CAND/{parent} --candidate{graph_flags}`, "
                      f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01`, "
                      "then `")
-        return (chain + f"python -m training.adjust {'CAND' if chain else 'src/emofer/models'}/{source} "
-                f"--tau {adjusted['tau']} --prior {adjusted['prior']}"
-                + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
-                + f" --name {config.name} --out src/emofer/models/{short}")
+        return chain + _adjust_command(f"{'CAND' if chain else 'src/emofer/models'}/{source}", adjusted, config.name,
+                                       f"src/emofer/models/{short}")
     if quant:
         return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
                 f"--out src/emofer/models/{short}")
@@ -266,9 +262,14 @@ def _ensemble_line(config: ModelConfig, adjusted: Mapping[str, Any] | None) -> s
             + (f"CAND/{made.rsplit('/', 1)[-1]} --candidate" if adjusted else f"src/emofer/models/{short}"))
     if not adjusted:
         return line
-    return (line + f"`, then `python -m training.adjust CAND/{made.rsplit('/', 1)[-1]} --tau {adjusted['tau']} "
-            f"--prior {adjusted['prior']}" + "".join(f" --exclude {label}" for label in adjusted.get("excluded", []))
-            + f" --name {config.name} --out src/emofer/models/{short}")
+    return line + "`, then `" + _adjust_command(f"CAND/{made.rsplit('/', 1)[-1]}", adjusted, config.name,
+                                                f"src/emofer/models/{short}")
+
+
+def _adjust_command(source: str, adjusted: Mapping[str, Any], name: str, out: str) -> str:
+    """The training.adjust line that made a logit-adjusted folder from ``source``."""
+    return (f"python -m training.adjust {source} --tau {adjusted['tau']} --prior {adjusted['prior']}"
+            + "".join(f" --exclude {label}" for label in adjusted.get("excluded", [])) + f" --name {name} --out {out}")
 
 
 def _duration(seconds: float) -> str:
