@@ -223,7 +223,8 @@ def _export_line(config: ModelConfig) -> str:
             q_name = adjusted["from"] if adjusted else config.name
             q_short = q_name.rsplit("/", 1)[-1]
             steps.append(f"python -m training.quantize CAND/{float_short} --name {q_name} --out "
-                         + (f"CAND/{q_short} --candidate --max-drop 0.01" if adjusted else f"{final}/{short}"))
+                         + (f"CAND/{q_short} --candidate --max-drop 0.01" if adjusted else f"{final}/{short}")
+                         + _stem_flag(quant))
         if adjusted:
             source = adjusted["from"].rsplit("/", 1)[-1]
             steps.append(_adjust_command(f"CAND/{source}", adjusted, config.name, f"{final}/{short}"))
@@ -235,15 +236,21 @@ def _export_line(config: ModelConfig) -> str:
         if quant and adjusted["from"] not in bundled_models() and adjusted["from"] not in MOVED_MODELS:
             parent = quant["from"].rsplit("/", 1)[-1]
             chain = (f"python -m training.export RUN_DIR --name {quant['from']} --out CAND/{parent} --candidate{graph_flags}`, "
-                     f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01`, "
+                     f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01"
+                     f"{_stem_flag(quant)}`, "
                      "then `")
         return chain + _adjust_command(f"{'CAND' if chain else 'src/emofer/models'}/{source}", adjusted, config.name,
                                        f"src/emofer/models/{short}")
     if quant:
         return (f"python -m training.quantize src/emofer/models/{quant['from'].rsplit('/', 1)[-1]} "
-                f"--out src/emofer/models/{short}")
+                f"--out src/emofer/models/{short}{_stem_flag(quant)}")
     ensemble = "".join(f" --ensemble runs/{m}" for m in trained.get("ensemble_with") or [])
     return f"python -m training.export RUN_DIR --name {config.name} --out src/emofer/models/{short}{ensemble}{graph_flags}"
+
+
+def _stem_flag(quant: Mapping[str, Any]) -> str:
+    """`` --float-stem`` for a model quantised with its first convolution left in float."""
+    return " --float-stem" if quant.get("float_nodes") else ""
 
 
 def _ensemble_line(config: ModelConfig, adjusted: Mapping[str, Any] | None) -> str:

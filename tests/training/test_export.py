@@ -226,6 +226,31 @@ def test_quantized_model_agrees_with_the_float_model(exported, quantized):
     assert (full.argmax(1) == small.argmax(1)).mean() >= 0.9
 
 
+def test_float_stem_leaves_the_one_channel_convolution_in_float_and_says_so(exported, tmp_path):
+    import onnx
+
+    from training import card, quantize
+
+    folder, _, _ = exported
+    config = quantize.quantize(folder, tmp_path / "stem", faces=35, max_drop=1.0, final=False, float_stem=True)
+    graph = onnx.load(str(tmp_path / "stem" / "model.onnx")).graph
+    weights = {init.name: init for init in graph.initializer}
+    float_convs = [n.name for n in graph.node if n.op_type == "Conv" and weights.get(n.input[1]) is not None
+                   and weights[n.input[1]].data_type == onnx.TensorProto.FLOAT]
+    quantization = config.trained_on["quantization"]
+    assert float_convs == quantization["float_nodes"] and len(float_convs) == 1  # the first convolution only
+    assert weights[next(n for n in graph.node if n.name == float_convs[0]).input[1]].dims[1] == 1
+    assert "left in float" in quantization["method"]
+    assert "--float-stem" in card._export_line(config)
+    # the same model, within int8's usual distance of the float one
+    faces = _strided(data.load("fer2013", "PublicTest", data.SUBSETS["fer5"]), 200)
+    full = EmotionRecognizer.from_pretrained(folder, detector="none").classify(faces.pixels)
+    small = EmotionRecognizer.from_pretrained(tmp_path / "stem", detector="none").classify(faces.pixels)
+    assert (full.argmax(1) == small.argmax(1)).mean() >= 0.9
+    with pytest.raises(quantize.QuantizeError, match="already quantised"):
+        quantize.quantize(tmp_path / "stem", tmp_path / "again", float_stem=True)
+
+
 def test_quantize_refuses_a_quantized_source_and_too_large_a_drop(exported, quantized, tmp_path):
     from training import quantize
 
