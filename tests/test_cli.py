@@ -142,7 +142,7 @@ def test_info(capsys, real_yunet):
         assert f"\n{key} " in "\n" + out
     assert "CPUExecutionProvider" in out and ("GUI:" in out or "headless" in out)
     assert f"yunet (bundled, sha256 checked): {YUNET}" in out
-    assert "emofer/webmix8-balanced-int8 (default)" in out and "emofer/webmix8-accurate (accurate tier)" in out
+    assert "emofer/webmix8x52-balanced-int8 (default)" in out and "emofer/webmix8-accurate (accurate tier)" in out
 
 
 def test_download_a_local_model_and_yunet(capsys, tiny_model_dir, real_yunet):

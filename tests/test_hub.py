@@ -114,7 +114,7 @@ def test_an_emofer_name_that_is_not_bundled_lists_the_bundled_ones(tmp_path):
 
 
 def test_the_wheel_bundles_the_default_the_accurate_tier_the_previous_default_and_fer5():
-    assert sorted(hub.bundled_models()) == ["emofer/fer5", "emofer/webmix8-accurate", "emofer/webmix8-balanced-int8",
+    assert sorted(hub.bundled_models()) == ["emofer/fer5", "emofer/webmix8-accurate", "emofer/webmix8x52-balanced-int8",
                                             "emofer/wild8v2-balanced-int8"]
     assert {hub.DEFAULT_MODEL, hub.ACCURATE_MODEL} <= set(hub.bundled_models())
     assert hub.DEFAULT_MODEL in hub.bundled_models() and not hub.MOVED_MODELS & set(hub.bundled_models())

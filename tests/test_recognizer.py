@@ -56,7 +56,7 @@ def test_the_default_recognizer_offline_prints_nothing_and_finds_the_face(tmp_pa
 
 def test_bundled_default_is_the_real_photo_model_within_the_per_face_budget(bundled):
     assert bundled.detector.name == "yunet" and bundled.detector.weights == yunet.BUNDLED_WEIGHTS
-    assert bundled.config.name == "emofer/webmix8-balanced-int8"
+    assert bundled.config.name == "emofer/webmix8x52-balanced-int8"
     assert bundled.config.trained_on["head_refit"]["faces"]["expw-train"] > 3000  # it has seen web faces
     assert bundled.config.trained_on["dataset"].lower() == "ferplus"
     assert bundled.config.trained_on["tta_flip"] and bundled.config.trained_on["quantization"]

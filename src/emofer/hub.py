@@ -32,7 +32,7 @@ __all__ = [
 log = logging.getLogger("emofer")
 
 #: The model ``from_pretrained()`` serves when given nothing.
-DEFAULT_MODEL = "emofer/webmix8-balanced-int8"
+DEFAULT_MODEL = "emofer/webmix8x52-balanced-int8"
 #: The bundled accurate tier: more of every real photo right for about 4x the time per face (batch
 #: annotation, ``--ray``); ``from_pretrained(ACCURATE_MODEL)``.
 ACCURATE_MODEL = "emofer/webmix8-accurate"
@@ -50,6 +50,7 @@ MOVED_MODELS = frozenset(
         "fer7-int8",
         "ferplus8",
         "ferplus8-int8",
+        "webmix8-balanced-int8",
         "wild8",
         "wild8-balanced-int8",
         "wild8-int8",
