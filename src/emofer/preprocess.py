@@ -40,7 +40,7 @@ SHRINK_INTERPOLATION = cv2.INTER_AREA
 ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
 #: Largest padded crop made at full resolution. A square crop of a very long, thin image (a
 #: 32832 x 80 GIF: a 32832 x 32832 crop, 3.2 GB, found by tests/test_fuzz.py) is made from a
-#: shrunken copy instead; the network sees 48 x 48 pixels either way.
+#: shrunken copy instead; the network sees its own input size (48 x 48, 52 x 52, ...) either way.
 MAX_PADDED_CROP_PIXELS = 4096 * 4096
 
 
