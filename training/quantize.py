@@ -25,6 +25,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +70,9 @@ def stem_convolutions(path: Path) -> list[str]:
 
 
 def quantize_graph(source: Path, target: Path, tensor: np.ndarray, batch: int = 32,
-                   float_stem: bool = False) -> list[str]:
-    """Write the int8 QDQ version of the float graph ``source`` to ``target``; return the nodes kept float.
-
-    ``float_stem`` keeps the convolutions over one input channel (:func:`stem_convolutions`) in float.
-    """
+                   keep_float: Sequence[str] = ()) -> None:
+    """Write the int8 QDQ version of the float graph ``source`` to ``target``, the nodes named in
+    ``keep_float`` (e.g. :func:`stem_convolutions`) left in float."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -90,10 +89,15 @@ def quantize_graph(source: Path, target: Path, tensor: np.ndarray, batch: int = 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        kept = stem_convolutions(prepared) if float_stem else []
+        if keep_float:
+            import onnx
+
+            missing = set(keep_float) - {node.name for node in onnx.load(str(prepared)).graph.node}
+            if missing:  # quantize_static would quantise them silently
+                raise QuantizeError(f"nodes {sorted(missing)} to keep in float are not in {source} once prepared")
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=kept)
-    return kept
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float))
 
 
 def quantize(source: str | Path, out: str | Path, name: str | None = None, faces: int = CALIBRATION_FACES,
@@ -116,18 +120,16 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
         "from": float_config.name, "from_sha256": float_config.model_sha256,
         "calibration": f"{len(tensor)} {dataset_of(float_config)} Training faces",
     }
-    if float_stem:
-        if not stem_convolutions(source / MODEL_NAME):
-            raise QuantizeError(f"--float-stem: {source / MODEL_NAME} has no convolution over one input channel "
-                                "(a colour network's first convolution quantises well); leave the flag out")
+    keep_float = stem_convolutions(source / MODEL_NAME) if float_stem else []
+    if float_stem and not keep_float:
+        raise QuantizeError(f"--float-stem: {source / MODEL_NAME} has no convolution over one input channel "
+                            "(a colour network's first convolution quantises well); leave the flag out")
+    if keep_float:
         trained_on["quantization"]["method"] += "; the first convolution (one grey channel in) left in float"
-
-    def write(path: Path) -> None:
-        kept = quantize_graph(source / MODEL_NAME, path, tensor, float_stem=float_stem)
-        if kept:
-            trained_on["quantization"]["float_nodes"] = kept  # read by derive() once the graph is written
-
-    draft = folder.derive(out, float_config, write, name=name, trained_on=trained_on)
+        trained_on["quantization"]["float_nodes"] = sorted(keep_float)
+    draft = folder.derive(out, float_config,
+                          lambda path: quantize_graph(source / MODEL_NAME, path, tensor, keep_float=keep_float),
+                          name=name, trained_on=trained_on)
 
     float_public = float_config.metrics.get("PublicTest", {}).get("accuracy")
     if float_public is None:
