@@ -726,9 +726,11 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
     import cv2  # the version the emofer workers run (this Python)
 
+    from emofer.detect.haar import haar_available
+
     # OpenCV 5 has no Haar cascades (emofer's haar detector raises DetectorError there): measure
     # what this install can run instead of failing minutes in.
-    detectors = ["haar"] if hasattr(cv2, "CascadeClassifier") else []
+    detectors = ["haar"] if haar_available() else []
     if not detectors:
         result["notes"].append(f"OpenCV {cv2.__version__} has no Haar cascades: emofer's haar detector was not "
                                "measured (fer's own Haar, in its venv, was).")

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from emofer.detect.haar import haar_available
 from emofer.detect.yunet import BUNDLED_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ REPO_MODELS = ROOT / "models"
 
 TINY_LABELS = ("angry", "happy", "sad")
 #: Whether this OpenCV has the Haar cascade detector (opencv-python 4.x; 5.x removed it).
-HAAR = hasattr(cv2, "CascadeClassifier")
+HAAR = haar_available()
 #: Marks tests that need OpenCV's Haar cascade, which opencv-python 5 no longer has. Every test that
 #: builds detector="haar" carries it (CI's first venv runs the whole suite on OpenCV 5, its second on 4.x).
 needs_haar = pytest.mark.skipif(

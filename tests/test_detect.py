@@ -342,6 +342,24 @@ def test_haar_on_opencv_without_cascades_says_what_to_do(monkeypatch):
         build_detector("haar")
 
 
+def test_haar_available_follows_what_the_opencv_install_has(monkeypatch, capsys):
+    """One check of "can this OpenCV run Haar", used by the detector, `emofer info`, the benchmark and
+    the tests' skip marks: without the class or without its cascade files, it says no."""
+    from emofer.cli import main
+    from emofer.detect.haar import haar_available
+
+    assert haar_available() == (hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data"))
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    assert not haar_available()
+    assert main(["info"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.lstrip().startswith("haar cascades"))
+    assert "missing (opencv-python 5)" in line
+    monkeypatch.undo()
+    if hasattr(cv2, "CascadeClassifier"):  # OpenCV 4: the class without its files is not enough either
+        monkeypatch.delattr(cv2, "data", raising=False)
+        assert not haar_available()
+
+
 def test_auto_on_opencv_without_cascades_is_still_the_bundled_yunet(monkeypatch, no_network):
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
     assert build_detector("auto").weights == yunet_module.BUNDLED_WEIGHTS

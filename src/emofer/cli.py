@@ -448,6 +448,8 @@ def _info(args: argparse.Namespace) -> int:
     import onnxruntime
     from huggingface_hub import constants as hf_constants
 
+    from .detect.haar import haar_available
+
     gui = opencv_gui()
     rows = [
         ("emofer", f"{__version__} ({Path(__file__).resolve().parent})"),
@@ -462,7 +464,7 @@ def _info(args: argparse.Namespace) -> int:
         (
             "haar cascades",
             "available"
-            if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")
+            if haar_available()
             else 'missing (opencv-python 5): detector="haar" needs pip install "opencv-python>=4.13,<5"',
         ),
         ("huggingface_hub", f"{huggingface_hub.__version__}, cache: {hf_constants.HF_HUB_CACHE}"),

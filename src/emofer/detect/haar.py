@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import DetectorError
 from .base import ScaledDetector
 
-__all__ = ["HaarDetector"]
+__all__ = ["HaarDetector", "haar_available"]
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 #: Images are scaled down so their longer side is at most this many pixels before detection.
@@ -25,6 +25,18 @@ _NO_CASCADES = (
     '(opencv-python 5 removed it and its Haar cascades). Use detector="yunet" (the default, bundled), '
     'or install OpenCV 4 for Haar: pip install "opencv-python>=4.13,<5"'
 )
+
+
+def _cascade_parts() -> tuple[type | None, str | None]:
+    """OpenCV's cascade class and its folder of cascade files; None for what this install lacks."""
+    return getattr(cv2, "CascadeClassifier", None), getattr(getattr(cv2, "data", None), "haarcascades", None)
+
+
+def haar_available() -> bool:
+    """Whether this OpenCV install can run ``detector="haar"``: it has ``cv2.CascadeClassifier`` and
+    its cascade files (opencv-python 4.x; 5.x removed both)."""
+    classifier, folder = _cascade_parts()
+    return classifier is not None and folder is not None
 
 
 class HaarDetector(ScaledDetector):
@@ -47,8 +59,7 @@ class HaarDetector(ScaledDetector):
         super().__init__()
 
     def _load(self) -> None:
-        classifier = getattr(cv2, "CascadeClassifier", None)
-        folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        classifier, folder = _cascade_parts()
         if classifier is None or folder is None:
             raise DetectorError(_NO_CASCADES)
         self._cascade = classifier(folder + CASCADE_FILE)
