@@ -74,7 +74,8 @@ def web_prior(model_dir: Path, config: ModelConfig) -> np.ndarray:
     from training import expw
     from training.evaluate import classify
 
-    faces, _ = expw.load("PublicTest", config.labels, config.crop_for("yunet"), config.input.size)
+    faces, _ = expw.load("PublicTest", config.labels, config.crop_for("yunet"), config.input.size,
+                         channels=config.input.channels)
     return classify(model_dir, faces.pixels, config).mean(axis=0)
 
 

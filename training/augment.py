@@ -1,7 +1,7 @@
 """Training-time augmentation (numpy + OpenCV, backend-agnostic).
 
-:class:`Augment` works per face on uint8 48x48 pixels; :class:`Mix` works per batch on the
-normalised tensors and their targets (mixup and cutmix).
+:class:`Augment` works per face on uint8 pixels, (N, h, w) grey or (N, h, w, 3) BGR; :class:`Mix`
+works per batch on the normalised tensors and their targets (mixup and cutmix).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class Augment:
 
     def __call__(self, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.empty_like(faces)
-        n, h, w = faces.shape
+        n, h, w = faces.shape[:3]
+        per_face = (n,) + (1,) * (faces.ndim - 1)  # broadcasts over rows, columns and channels
         centre = (w / 2.0, h / 2.0)
         for i in range(n):
             angle = rng.uniform(-self.rotate_deg, self.rotate_deg)
@@ -50,20 +51,20 @@ class Augment:
                 face = face[:, ::-1]
             out[i] = self._degrade(np.ascontiguousarray(face), rng)
         if self.brightness or self.contrast:
-            gain = rng.uniform(1 - self.contrast, 1 + self.contrast, (n, 1, 1))
-            bias = rng.uniform(-self.brightness, self.brightness, (n, 1, 1)) * 255.0
-            mean = out.mean(axis=(1, 2), keepdims=True)
+            gain = rng.uniform(1 - self.contrast, 1 + self.contrast, per_face)
+            bias = rng.uniform(-self.brightness, self.brightness, per_face) * 255.0
+            mean = out.mean(axis=tuple(range(1, faces.ndim)), keepdims=True)
             out = np.clip((out - mean) * gain + mean + bias, 0, 255).astype(np.uint8)
         if self.erase_p:
             for i in np.flatnonzero(rng.random(n) < self.erase_p):
                 eh, ew = (rng.uniform(0.1, 0.4, 2) * (h, w)).astype(int)
                 y, x = rng.integers(0, h - eh), rng.integers(0, w - ew)
-                out[i, y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
+                out[i, y:y + eh, x:x + ew] = rng.integers(0, 256, (eh, ew, *faces.shape[3:]), dtype=np.uint8)
         return out
 
     def _degrade(self, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Blur, resolution loss, JPEG artefacts and gamma, each with its own probability."""
-        h, w = face.shape
+        h, w = face.shape[:2]
         if self.blur_p and rng.random() < self.blur_p:
             face = cv2.GaussianBlur(face, (0, 0), rng.uniform(0.4, 1.2))
         if self.downscale_p and rng.random() < self.downscale_p:
@@ -72,7 +73,7 @@ class Augment:
             face = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         if self.jpeg_p and rng.random() < self.jpeg_p:
             ok, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
-            face = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if ok else face
+            face = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if face.ndim == 2 else cv2.IMREAD_COLOR) if ok else face
         if self.gamma:
             lut = 255.0 * (np.arange(256) / 255.0) ** rng.uniform(1 - self.gamma, 1 + self.gamma)
             face = lut.astype(np.uint8)[face]

@@ -58,7 +58,8 @@ def emotion_names(classes: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class FaceSet:
-    """Faces of one split: pixels (N, 48, 48) uint8, labels (N,) int, classes, optional soft targets."""
+    """Faces of one split: pixels (N, h, w) grey or (N, h, w, 3) BGR uint8, labels (N,) int, classes,
+    optional soft targets."""
 
     pixels: np.ndarray
     labels: np.ndarray
@@ -91,7 +92,22 @@ class FaceSet:
         if self.pixels.shape[1:3] == tuple(size):
             return self
         pixels = np.stack([resize_face(face, size) for face in self.pixels]) if len(self) else \
-            np.zeros((0, *size), np.uint8)
+            np.zeros((0, *size, *self.pixels.shape[3:]), np.uint8)
+        return FaceSet(pixels, self.labels, self.classes, self.split, self.soft, self.names)
+
+    def with_channels(self, channels: int) -> FaceSet:
+        """The same faces as ``channels`` 1 (grey) or 3 (BGR), the way ``to_tensor`` makes them: a
+        colour network trains on grey FER faces (their three channels equal) beside colour web faces."""
+        colour = self.pixels.ndim == 4
+        if channels not in (1, 3):
+            raise DatasetError(f"channels must be 1 (grey) or 3 (BGR), got {channels!r}")
+        if colour == (channels == 3):
+            return self
+        if channels == 3:
+            pixels = np.repeat(self.pixels[..., None], 3, axis=-1)  # cv2's GRAY2BGR: the grey value thrice
+        else:
+            pixels = np.stack([to_gray(face) for face in self.pixels]) if len(self) else \
+                np.zeros(self.pixels.shape[:3], np.uint8)
         return FaceSet(pixels, self.labels, self.classes, self.split, self.soft, self.names)
 
 

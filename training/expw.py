@@ -10,8 +10,9 @@ here goes the runtime's way:
    finds none, the stored box is used and counted (``Framing.fallback``);
 2. ``emofer.preprocess.crop_face`` cuts it with the crop policy the model will carry for YuNet
    (``docs/framing.json``'s, the one ``training.export`` writes into config.json);
-3. ``emofer.preprocess.to_gray`` / ``resize_face`` bring it to the network's input: the exact
-   operations ``to_tensor`` does at run time.
+3. ``emofer.preprocess.to_gray`` (a grey network; a colour one keeps the BGR crop) and
+   ``resize_face`` bring it to the network's input: the exact operations ``to_tensor`` does at
+   run time.
 
 The validation part is carved by photo (a face's ``source``): every face of a photo is on the
 same side, about one photo in ten (``VAL_EVERY``) by a hash of its name, so it never changes.
@@ -36,6 +37,7 @@ import numpy as np
 from emofer.boxes import iou_matrix
 from emofer.detect import build_detector
 from emofer.preprocess import CropPolicy, crop_face, resize_face, to_gray
+from emofer.validate import to_bgr
 from training.data import CACHE, DATA_ROOT, DatasetError, FaceSet, _Reader, emotion_names
 
 log = logging.getLogger("emofer.training")
@@ -75,8 +77,10 @@ def is_val(source: str) -> bool:
     return int(hashlib.sha1(source.encode()).hexdigest(), 16) % VAL_EVERY == 0
 
 
-def frame(crop: np.ndarray, detector, policy: CropPolicy, size: tuple[int, int]) -> tuple[np.ndarray, float | None]:
-    """The face of one stored crop as the network sees it, and the IoU of YuNet's box (None: fell back)."""
+def frame(crop: np.ndarray, detector, policy: CropPolicy, size: tuple[int, int],
+          channels: int = 1) -> tuple[np.ndarray, float | None]:
+    """The face of one stored crop as the network sees it (grey, or BGR for ``channels`` 3), and the
+    IoU of YuNet's box (None: fell back)."""
     found = detector.detect(crop)
     box, iou = STORED_BOX, None
     if found:
@@ -84,7 +88,8 @@ def frame(crop: np.ndarray, detector, policy: CropPolicy, size: tuple[int, int])
         best = int(ious.argmax())
         if ious[best] >= MATCH_IOU:
             box, iou = found[best].box, float(ious[best])
-    return resize_face(to_gray(crop_face(crop, box, policy)), size), iou
+    face = crop_face(crop, box, policy)
+    return resize_face(to_gray(face) if channels == 1 else to_bgr(face), size), iou
 
 
 def read_rows(root: Path) -> list[dict[str, str]]:
@@ -101,12 +106,15 @@ def read_rows(root: Path) -> list[dict[str, str]]:
 
 
 def load_expw(root: str | os.PathLike, split: str, classes: Sequence[str], policy: CropPolicy,
-              size: tuple[int, int] = (48, 48), detector=None) -> tuple[FaceSet, Framing]:
+              size: tuple[int, int] = (48, 48), detector=None, channels: int = 1) -> tuple[FaceSet, Framing]:
     """One part of expw-train (``split`` Training or PublicTest = the carved validation) framed by YuNet.
 
     Faces whose label is not in ``classes`` are left out; ``classes`` may name emotions ExpW lacks
-    (contempt): they get no faces. Returns the faces (grey, ``size``) and how they were framed.
+    (contempt): they get no faces. Returns the faces (``size``; grey, or BGR for ``channels`` 3) and
+    how they were framed.
     """
+    if channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 (grey) or 3 (BGR), got {channels!r}")
     if split not in PARTS:
         raise DatasetError(f"expw-train has parts {tuple(PARTS)} (train, carved validation); got {split!r}. "
                            "It has no test split: expw-dev is the set to report on, and it is never trained on")
@@ -121,7 +129,7 @@ def load_expw(root: str | os.PathLike, split: str, classes: Sequence[str], polic
         crop = cv2.imdecode(np.frombuffer(archive.read(row["file"]), np.uint8), cv2.IMREAD_COLOR)
         if crop is None:
             raise DatasetError(f"{root}/{row['file']}: not a readable image")
-        face, iou = frame(crop, detector, policy, size)
+        face, iou = frame(crop, detector, policy, size, channels)
         pixels.append(face)
         labels.append(classes.index(row["label"]))
         names.append(row["file"])
@@ -134,11 +142,11 @@ def load_expw(root: str | os.PathLike, split: str, classes: Sequence[str], polic
 
 
 def load(split: str, classes: Sequence[str], policy: CropPolicy, size: tuple[int, int] = (48, 48),
-         root: str | os.PathLike | None = None) -> tuple[FaceSet, Framing]:
+         root: str | os.PathLike | None = None, channels: int = 1) -> tuple[FaceSet, Framing]:
     """:func:`load_expw` of ``../shared/data/expw-train.zip`` (or ``root``), cached outside the checkout.
 
-    The cache key holds the archive's size and mtime, the part, classes, policy, size and YuNet's
-    weights, so a change to any of them frames the faces again.
+    The cache key holds the archive's size and mtime, the part, classes, policy, size, channels and
+    YuNet's weights, so a change to any of them frames the faces again.
     """
     from emofer.detect.yunet import bundled_weights
 
@@ -148,7 +156,8 @@ def load(split: str, classes: Sequence[str], policy: CropPolicy, size: tuple[int
     stat = source.stat()
     weights = bundled_weights()
     key = hashlib.sha1(json.dumps([str(source.resolve()), stat.st_size, stat.st_mtime, split, list(classes),
-                                   asdict(policy), list(size), weights.stat().st_size]).encode()).hexdigest()[:16]
+                                   asdict(policy), list(size), weights.stat().st_size]
+                                  + ([channels] if channels != 1 else [])).encode()).hexdigest()[:16]
     cached = CACHE / f"expw-{split}-{key}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
@@ -156,7 +165,7 @@ def load(split: str, classes: Sequence[str], policy: CropPolicy, size: tuple[int
                         tuple(str(n) for n in z["names"]))
         return faces, Framing(**json.loads(str(z["framing"])))
     log.info("framing expw-train %s with YuNet from %s", split, source)
-    faces, framing = load_expw(source, split, classes, policy, size)
+    faces, framing = load_expw(source, split, classes, policy, size, channels=channels)
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp.npz")
     np.savez(tmp, pixels=faces.pixels, labels=faces.labels, classes=np.array(faces.classes),

@@ -83,8 +83,9 @@ def combine(main: FaceSet, main_targets: np.ndarray, main_weights: np.ndarray | 
 
 
 def validation(main: FaceSet, web: FaceSet, options: Web) -> tuple[FaceSet, np.ndarray, np.ndarray]:
-    """Both validation sets as one, with per-face weights so ``val_accuracy`` is
-    ``(1 - val_weight) * main accuracy + val_weight * web accuracy``; also a mask of the web rows."""
+    """Both validation sets as one, with per-face weights that give each part its share of
+    ``val_loss`` (``(1 - val_weight)`` and ``val_weight``), and a mask of the web rows. Keras does not
+    weight ``val_accuracy``; ``training.train.ValidationParts`` mixes it from the two parts."""
     n_main, n_web = len(main), len(web)
     total = n_main + n_web
     weights = np.concatenate([np.full(n_main, (1.0 - options.val_weight) * total / n_main, np.float32),

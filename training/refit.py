@@ -116,7 +116,8 @@ def _features(model_dir: Path, source: ModelConfig, dataset: str, data_root: str
         return cache[key]
     features = Features(model_dir, source)
     main = data.load(dataset, "Training", source.labels, soft=dataset == "ferplus", root=data_root)
-    web, framing = expw.load("Training", source.labels, source.crop_for("yunet"), source.input.size)
+    web, framing = expw.load("Training", source.labels, source.crop_for("yunet"), source.input.size,
+                             channels=source.input.channels)
     log.info("features of %d %s Training faces and %d expw-train faces (x2 with mirrors; YuNet framed %d)",
              len(main), dataset, len(web), framing.yunet)
     x_web = np.concatenate([features(web.pixels), features(web.pixels[:, :, ::-1].copy())])
@@ -140,8 +141,6 @@ def refit(model: str | Path, out: str | Path, name: str, web_share: float = 0.5,
     source = ModelConfig.load(model_dir / CONFIG_NAME)
     if source.trained_on.get("quantization") or source.trained_on.get("logit_adjustment"):
         raise RefitError(f"{source.name} is quantised or adjusted; refit the float model it came from")
-    if source.input.channels != 1:
-        raise RefitError(f"{source.name} takes colour input; expw-train faces are made grey here")
     dataset = dataset_of(source)
     features, main, x_main, web, x_web, framing = _features(model_dir, source, dataset, data_root, cache)
     present = np.array([label in expw.EXPW_CLASSES for label in source.labels])

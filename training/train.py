@@ -159,9 +159,16 @@ def checkpoints(run: Run, state: dict, patience: int) -> list[keras.callbacks.Ca
     return [best, last, ResumedEarlyStopping(state, patience), RunState(run, state, best, last_tmp)]
 
 
+#: cv2.COLOR_BGR2GRAY's weights of blue, green and red: a grey first convolution spread over the
+#: BGR channels with them computes on a colour face what it computed on that face made grey.
+GRAY_FROM_BGR = np.array([0.114, 0.587, 0.299], np.float32)
+
+
 def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     """Start ``model`` from a trained checkpoint of the same network: every layer is copied,
-    the classifier head too when its class count matches (else it starts fresh)."""
+    the classifier head too when its class count matches (else it starts fresh). A grey network
+    starts a colour one: its first convolution's kernel is spread over B, G and R by
+    :data:`GRAY_FROM_BGR`, so the colour network begins as the grey one on every face."""
     source = nets.load(checkpoint)
     if len(source.layers) != len(model.layers):
         raise SystemExit(f"{checkpoint} is not the same network as the recipe's ({len(source.layers)} vs "
@@ -169,7 +176,12 @@ def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     copied = 0
     for theirs, ours in zip(source.layers, model.layers):
         weights = theirs.get_weights()
-        if [w.shape for w in weights] != [w.shape for w in ours.get_weights()]:
+        shapes = [w.shape for w in ours.get_weights()]
+        if weights and weights[0].ndim == 4 and weights[0].shape[2] == 1 and shapes[0][2] == 3 \
+                and weights[0].shape[:2] + weights[0].shape[3:] == shapes[0][:2] + shapes[0][3:]:
+            weights = [weights[0] * GRAY_FROM_BGR[None, None, :, None], *weights[1:]]
+            log.info("%s: grey kernel spread over B, G, R", ours.name)
+        if [w.shape for w in weights] != shapes:
             if ours is model.layers[-1]:
                 log.info("classifier head left fresh (%s -> %s classes)", weights[-1].shape, ours.get_weights()[-1].shape)
                 continue
@@ -219,6 +231,9 @@ def train(recipe: Recipe | dict, run: Path, threads: int | None = None) -> Path:
         targets = second_labels.targets(train_set, base, **recipe.second_labels)
     if config.input.size != data.FER_SIZE:  # a larger input: the 48x48 faces enlarged once, after matching them
         train_set, val_set = train_set.resized(config.input.size), val_set.resized(config.input.size)
+    if config.input.channels != 1:  # a colour network: the grey faces as BGR, beside colour web faces
+        channels = config.input.channels
+        train_set, val_set = train_set.with_channels(channels), val_set.with_channels(channels)
     val_weights, web_rows = None, None
     if recipe.web is not None:
         train_set, targets, weights, val_set, val_weights, web_rows = add_web(
@@ -243,7 +258,8 @@ def train(recipe: Recipe | dict, run: Path, threads: int | None = None) -> Path:
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                       metrics=["accuracy"])
     log.info("network %s: %d parameters", recipe.network, model.count_params())
-    parts = [] if web_rows is None else [ValidationParts(x_val, val_set.labels, web_rows)]
+    parts = [] if web_rows is None else [ValidationParts(x_val, val_set.labels, web_rows,
+                                                         mixing.Web.from_recipe(recipe.web).val_weight)]
     model.fit(batches, validation_data=validation, epochs=recipe.epochs, initial_epoch=state["epoch"],
               callbacks=parts + checkpoints(folder, state, recipe.patience), verbose=2)
     return folder.best
@@ -257,8 +273,9 @@ def add_web(block: dict, train_set: data.FaceSet, targets: np.ndarray | None, we
 
     options = mixing.Web.from_recipe(block)
     policy = load_policies(DEFAULT_POLICIES)["yunet"]
-    web_train, framing = expw.load("Training", train_set.classes, policy, config.input.size)
-    web_val, val_framing = expw.load("PublicTest", train_set.classes, policy, config.input.size)
+    size, channels = config.input.size, config.input.channels
+    web_train, framing = expw.load("Training", train_set.classes, policy, size, channels=channels)
+    web_val, val_framing = expw.load("PublicTest", train_set.classes, policy, size, channels=channels)
     log.info("expw-train: %d training faces %s (YuNet framed %d, stored box %d), %d validation faces "
              "(stored box %d); share %.2f -> %d repeats", len(web_train), web_train.counts(), framing.yunet,
              framing.fallback, len(web_val), val_framing.fallback, options.share,
@@ -271,17 +288,27 @@ def add_web(block: dict, train_set: data.FaceSet, targets: np.ndarray | None, we
 
 
 class ValidationParts(keras.callbacks.Callback):
-    """Logs the accuracy of each validation part (the main split and expw-train's) per epoch."""
+    """The accuracy of each validation part (the main split and expw-train's) per epoch, and
+    ``val_accuracy`` as the recipe's ``web.val_weight`` mixes them.
 
-    def __init__(self, x: np.ndarray, labels: np.ndarray, web_rows: np.ndarray):
+    Keras's own ``val_accuracy`` ignores the validation sample weights (``metrics`` are not
+    weighted; only ``weighted_metrics`` are): it is the accuracy over the pooled faces, where the
+    main split has about nine faces in ten. It is kept as ``val_pooled_accuracy``; this callback
+    runs before the checkpoints, so best.keras and early stopping follow the weighted number.
+    """
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray, web_rows: np.ndarray, web_weight: float):
         super().__init__()
-        self.x, self.labels, self.web_rows = x, labels, web_rows
+        self.x, self.labels, self.web_rows, self.web_weight = x, labels, web_rows, web_weight
 
     def on_epoch_end(self, epoch, logs=None):
         right = self.model.predict(self.x, batch_size=256, verbose=0).argmax(1) == self.labels
         if logs is not None:
-            logs["val_main_accuracy"] = float(right[~self.web_rows].mean())
-            logs["val_web_accuracy"] = float(right[self.web_rows].mean())
+            main, web = float(right[~self.web_rows].mean()), float(right[self.web_rows].mean())
+            logs["val_main_accuracy"], logs["val_web_accuracy"] = main, web
+            if MONITOR in logs:
+                logs["val_pooled_accuracy"] = logs[MONITOR]
+            logs[MONITOR] = (1.0 - self.web_weight) * main + self.web_weight * web
 
 
 def optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -152,3 +152,28 @@ def test_a_web_block_with_a_typo_or_out_of_range_value_is_refused():
         mixing.Web.from_recipe({"shares": 0.3})
     with pytest.raises(ValueError, match="web.label_smoothing"):
         mixing.Web.from_recipe({"label_smoothing": 1.5})
+
+
+def test_a_colour_network_gets_the_bgr_face_predict_would_hand_it(tiny_expw):
+    """channels=3 frames the same face, kept in colour: its grey version is the grey framing, up to
+    the rounding of resizing before or after the conversion."""
+    policy = load_policies(DEFAULT_POLICIES)["yunet"]
+    grey, _ = expw.load_expw(tiny_expw, "Training", FERPLUS8, policy, (52, 52))
+    colour, framing = expw.load_expw(tiny_expw, "Training", FERPLUS8, policy, (52, 52), channels=3)
+    assert colour.pixels.shape == (*grey.pixels.shape, 3) and colour.names == grey.names
+    made_grey = np.stack([cv2.cvtColor(face, cv2.COLOR_BGR2GRAY) for face in colour.pixels])
+    assert np.abs(made_grey.astype(int) - grey.pixels).max() <= 2
+    assert np.abs(colour.pixels[..., 0].astype(int) - colour.pixels[..., 2]).mean() > 3  # a colour photo
+    with pytest.raises(DatasetError, match="channels must be 1"):
+        expw.load_expw(tiny_expw, "Training", FERPLUS8, policy, channels=4)
+
+
+def test_a_grey_face_set_goes_to_bgr_as_to_tensor_makes_it():
+    grey = FaceSet(np.random.default_rng(0).integers(0, 256, (3, 52, 52), dtype=np.uint8), np.array([0, 1, 2]),
+                   FERPLUS8, "Training")
+    colour = grey.with_channels(3)
+    assert colour.pixels.shape == (3, 52, 52, 3) and colour.with_channels(3) is colour
+    want = to_tensor(list(grey.pixels), (52, 52), 3, EmotionRecognizer.from_pretrained().config.normalize)
+    got = to_tensor(colour.pixels, (52, 52), 3, EmotionRecognizer.from_pretrained().config.normalize)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(colour.with_channels(1).pixels, grey.pixels)

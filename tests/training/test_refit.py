@@ -60,7 +60,7 @@ def test_a_refit_changes_only_the_classifier_and_loads(tmp_path, monkeypatch):
         return data.FaceSet(_faces(n, 2 if split == "Training" else 3), votes.argmax(1), classes, split,
                             votes / votes.sum(1, keepdims=True) if soft else None)
 
-    def web(split, labels, policy, size):
+    def web(split, labels, policy, size, channels=1):
         labels_ = rng.integers(0, 7, 32)
         return data.FaceSet(_faces(32, 4), labels_, classes, split), expw.Framing(32, 31, 1, 0.6)
 

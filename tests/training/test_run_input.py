@@ -110,3 +110,47 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(synthetic_data
     assert folder.config.input == InputSpec()  # no input in the recipe: today's 48x48 grey
     assert training.train(dict(recipe), run) == folder.best  # finished: nothing more to do
     assert len(Run(run).history) == 2
+
+
+def test_a_grey_checkpoint_starts_a_colour_network_that_answers_as_it_did(tmp_path):
+    """--init-from a grey run into a colour recipe: the first convolution is spread over B, G, R by
+    OpenCV's grey weights, so on any colour face the new network answers what the grey one answered
+    on that face made grey (up to the grey image's rounding to whole levels)."""
+    import cv2
+
+    options = {"stem": [4, 6], "stages": [8], "dense": 8}
+    grey = nets.build("sepnet", (24, 24, 1), 3, **options)
+    rng = np.random.default_rng(0)
+    grey.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in grey.get_weights()])
+    grey.save(tmp_path / "grey.keras")
+    colour = nets.build("sepnet", (24, 24, 3), 3, **options)
+    training.transfer_weights(tmp_path / "grey.keras", colour)
+
+    faces = rng.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    made_grey = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in faces])[..., None]
+    want = grey.predict(made_grey.astype(np.float32) / 255, verbose=0)
+    got = colour.predict(faces.astype(np.float32) / 255, verbose=0)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    first = next(layer for layer in colour.layers if layer.get_weights())
+    kernel, grey_kernel = first.get_weights()[0], next(la for la in grey.layers if la.get_weights()).get_weights()[0]
+    assert kernel.shape[2] == 3 and grey_kernel.shape[2] == 1
+    np.testing.assert_allclose(kernel[:, :, 1] / grey_kernel[:, :, 0], 0.587, rtol=1e-5)  # green weighs most
+    np.testing.assert_allclose(kernel.sum(axis=2), grey_kernel[:, :, 0], rtol=1e-5, atol=1e-7)
+
+
+def test_val_accuracy_mixes_the_two_validation_parts_by_the_recipes_weight():
+    """Keras's val_accuracy ignores sample weights (it pooled ~3,400 FER+ faces with ~400 web faces);
+    best.keras must follow (1 - val_weight) * main + val_weight * web, as the web block says."""
+    model = nets.build("sepnet", (24, 24, 1), 3, stem=[4, 4], stages=[8], dense=8)
+    x = np.random.default_rng(1).random((40, 24, 24, 1), np.float32)
+    answers = model.predict(x, verbose=0).argmax(1)
+    labels = answers.copy()
+    web_rows = np.arange(40) >= 30  # 30 main faces, all right; 10 web faces, 2 right
+    labels[30:38] = (answers[30:38] + 1) % 3
+    parts = training.ValidationParts(x, labels, web_rows, web_weight=0.25)
+    parts.set_model(model)
+    logs = {"val_accuracy": 32 / 40}
+    parts.on_epoch_end(0, logs)
+    assert logs["val_main_accuracy"] == 1.0 and logs["val_web_accuracy"] == pytest.approx(0.2)
+    assert logs["val_pooled_accuracy"] == 0.8
+    assert logs["val_accuracy"] == pytest.approx(0.75 * 1.0 + 0.25 * 0.2)
