@@ -65,6 +65,8 @@ def model_card(config: ModelConfig, report: Mapping[str, Any]) -> str:
         "n_labels": len(config.labels), "labels": ", ".join(config.labels), "about_graph": _about_graph(config),
         "training_set": "FER+" if ferplus else "FER2013", "temperature": f"{config.temperature:.4f}",
         "size": size, "colour": "grey" if config.input.channels == 1 else "colour",
+        "lost": "colour and fine detail are lost" if config.input.channels == 1 else "fine detail is lost",
+        "epochs_line": _epochs_line(trained),
         "enlarged": "" if size == "48x48" else f" (resized to {size} by emofer, as at run time)",
         "splits_table": table(
             ["split", "faces", "accuracy", "macro F1", "weighted F1", "ECE"],
@@ -200,6 +202,23 @@ def _unadjusted(metrics: Mapping[str, Any]) -> str:
     return f". The unadjusted model scores {private} on PrivateTest and {public} on PublicTest."
 
 
+def _checkpoint_flag(trained: dict) -> str:
+    """`` --checkpoint NAME`` for a model exported from another checkpoint than best.keras."""
+    checkpoint = trained.get("checkpoint", "best.keras")
+    return "" if checkpoint == "best.keras" else f" --checkpoint {checkpoint}"
+
+
+def _epochs_line(trained: dict) -> str:
+    """How long the run was and which of its epochs the model is."""
+    epochs, best, checkpoint = trained.get("epochs"), trained.get("best_epoch"), trained.get("checkpoint", "best.keras")
+    if checkpoint == "best.keras":
+        return f"{epochs} epochs, best epoch {best} on PublicTest"
+    if checkpoint == "last.keras":
+        return (f"{epochs} epochs; the weights are the last epoch's (`last.keras`, epoch {epochs}; "
+                f"`best.keras` was epoch {best})")
+    return f"{epochs} epochs; the weights are `{checkpoint}`'s"
+
+
 def _export_line(config: ModelConfig) -> str:
     """The command that made this model folder from its run (or from its float model).
 
@@ -216,7 +235,13 @@ def _export_line(config: ModelConfig) -> str:
         float_name = quant["from"] if quant else config.name
         float_short = float_name.rsplit("/", 1)[-1]
         final = "src/emofer/models"
-        steps = [f"python -m training.refit {refit['from']} --web-share {refit['web_share']} --label-smoothing "
+        source, steps = refit["from"], []
+        if source not in bundled_models() and source not in MOVED_MODELS:  # a candidate exported from the run
+            source_short = source.rsplit("/", 1)[-1]
+            steps.append(f"python -m training.export RUN_DIR{_checkpoint_flag(trained)} --name {source} --out "
+                         f"CAND/{source_short} --candidate" + " --tta-flip" * bool(trained.get("tta_flip")))
+            source = f"CAND/{source_short}"
+        steps += [f"python -m training.refit {source} --web-share {refit['web_share']} --label-smoothing "
                  f"{refit['label_smoothing']} --name {float_name} --out "
                  + (f"CAND/{float_short} --candidate" if quant or adjusted else f"{final}/{short}")]
         if quant:
@@ -235,7 +260,8 @@ def _export_line(config: ModelConfig) -> str:
         chain = ""
         if quant and adjusted["from"] not in bundled_models() and adjusted["from"] not in MOVED_MODELS:
             parent = quant["from"].rsplit("/", 1)[-1]
-            chain = (f"python -m training.export RUN_DIR --name {quant['from']} --out CAND/{parent} --candidate{graph_flags}`, "
+            chain = (f"python -m training.export RUN_DIR{_checkpoint_flag(trained)} --name {quant['from']} --out "
+                     f"CAND/{parent} --candidate{graph_flags}`, "
                      f"then `python -m training.quantize CAND/{parent} --out CAND/{source} --candidate --max-drop 0.01"
                      f"{_stem_flag(quant)}`, "
                      "then `")

@@ -10,11 +10,14 @@ model alone (``softmax(log p / T)`` with the member's temperature) and the weigh
 members is the output. The ensemble's own temperature is 1: what it returns is exactly the
 weighted mean of what each member's ``classify`` returns (a test checks it).
 
-Members must share labels (in order), channels, layout and normalisation; the crop policies are the
+Members must share labels (in order), layout and normalisation; the crop policies are the
 first member's. Their input sizes may differ: the ensemble takes the largest (or ``--input-size``),
 and a member that expects a smaller face gets it shrunk inside the graph by an exact area resize
 (two constant matrix products: what ``cv2.resize(..., INTER_AREA)``, emofer's shrinking
 interpolation, computes on float pixels), so a 48x48 and a 64x64 network can be averaged.
+Grey and colour (BGR) members may be mixed (NHWC): the ensemble takes colour, and a grey member
+gets the face made grey in the graph by OpenCV's weights (``cv2.COLOR_BGR2GRAY``'s, on float
+pixels: within half a grey level of the rounded grey image emofer gives that member alone).
 ``--candidate`` scores PublicTest only; otherwise PrivateTest is evaluated once and the report
 and card are written, as ``training.quantize`` does.
 """
@@ -83,9 +86,22 @@ def _shrink_nodes(source: str, target: str, prefix: str, to: InputSpec, frm: Inp
     return nodes, [rows, cols]
 
 
+#: cv2.COLOR_BGR2GRAY's weights of blue, green and red.
+GRAY_FROM_BGR = np.array([[0.114], [0.587], [0.299]], np.float32)
+
+
+def _grey_nodes(source: str, target: str, prefix: str):
+    """Nodes and the initializer taking the NHWC BGR input ``source`` to its grey (N, H, W, 1) as ``target``."""
+    from onnx import helper, numpy_helper
+
+    weights = numpy_helper.from_array(GRAY_FROM_BGR, f"{prefix}grey_from_bgr")
+    return [helper.make_node("MatMul", [source, weights.name], [target])], [weights]
+
+
 def ensemble_input(configs: Sequence[ModelConfig], size: tuple[int, int] | None = None) -> InputSpec:
-    """The ensemble's input: the members' channels and layout at ``size`` (default: the largest member's)."""
-    head = configs[0].input
+    """The ensemble's input: the members' layout at ``size`` (default: the largest member's), in colour
+    when any member takes colour."""
+    head = replace(configs[0].input, channels=max(c.input.channels for c in configs))
     if size is None:
         size = max((c.input.size for c in configs), key=lambda hw: hw[0] * hw[1])
     for config in configs:
@@ -107,7 +123,8 @@ def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights
     input_value = onnx.ValueInfoProto()
     input_value.CopyFrom(first.graph.input[0])  # its name and batch dimension; the face size is the ensemble's
     dims = input_value.type.tensor_type.shape.dim
-    for axis, value in zip((2, 3) if spec.layout == "NCHW" else (1, 2), spec.size):
+    shape = (spec.channels, *spec.size) if spec.layout == "NCHW" else (*spec.size, spec.channels)
+    for axis, value in zip((1, 2, 3), shape):
         dims[axis].Clear()
         dims[axis].dim_value = value
     nodes, initializers, values, outputs = [], [], [], []
@@ -117,10 +134,16 @@ def build_graph(folders: Sequence[Path], configs: Sequence[ModelConfig], weights
         graph = member.graph
         for opset in member.opset_import:
             opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        face = input_value.name
+        if config.input.channels != spec.channels:  # a grey member of a colour ensemble (NHWC, check_members)
+            grey, matrix = _grey_nodes(face, f"m{i}/grey", f"m{i}/")
+            nodes.extend(grey)
+            initializers.extend(matrix)
+            face = f"m{i}/grey"
         if config.input.size == spec.size:
-            nodes.append(helper.make_node("Identity", [input_value.name], [graph.input[0].name]))
+            nodes.append(helper.make_node("Identity", [face], [graph.input[0].name]))
         else:
-            shrink, matrices = _shrink_nodes(input_value.name, graph.input[0].name, f"m{i}/", config.input, spec)
+            shrink, matrices = _shrink_nodes(face, graph.input[0].name, f"m{i}/", config.input, spec)
             nodes.extend(shrink)
             initializers.extend(matrices)
         nodes.extend(graph.node)
@@ -158,11 +181,14 @@ def check_members(configs: Sequence[ModelConfig], weights: Sequence[float]) -> N
     for config in configs[1:]:
         for what, mine, theirs in [("labels", config.labels, head.labels),
                                    ("normalize", config.normalize, head.normalize),
-                                   ("channels", config.input.channels, head.input.channels),
                                    ("layout", config.input.layout, head.input.layout)]:
             if mine != theirs:
                 raise EnsembleError(f"{config.name} has other {what} than {head.name} "
                                     f"({mine} vs {theirs}); members must share them")
+    # a grey member is made grey after the shared normalisation: emofer's is one scale, mean and std for
+    # every channel and OpenCV's grey weights sum to 1, so that equals normalising the grey face
+    if len({c.input.channels for c in configs}) > 1 and head.input.layout != "NHWC":
+        raise EnsembleError("grey and colour members can be mixed in NHWC graphs only")
 
 
 def ensemble(models: Sequence[str | Path], out: str | Path, name: str, weights: Sequence[float] | None = None,

@@ -8,10 +8,10 @@ ranges calibrated on ``--faces`` Training faces (never the test splits), fed thr
 any other (``model.onnx`` + ``config.json`` + ``README.md``); config.json keeps the float model's
 labels, crop policies and temperature and records the quantisation in ``trained_on``.
 
-``--float-stem`` keeps the network's first convolution (the one over the single grey channel) in
-float: onnxruntime's int8 convolution handles one input channel badly (112 us of a 52x52 face's
-0.89 ms in its profile, against 22 us in float), so the model runs about 8 % faster for one
-float convolution. The folder's config.json records the nodes left in float.
+``--float-stem`` keeps the network's first convolution (the one over the input's channels: one
+grey, or B, G, R) in float: onnxruntime's int8 convolution handles few input channels badly (112 us
+of a grey 52x52 face's 0.89 ms in its profile, against 22 us in float), so the model runs about
+8 % faster for one float convolution. The folder's config.json records the nodes left in float.
 
 The quantised model is kept only if it stays within ``--max-drop`` accuracy points of the float
 model on PublicTest (the selection split); PrivateTest is then evaluated once for the report in
@@ -58,14 +58,23 @@ def calibration_tensor(config: ModelConfig, n: int = CALIBRATION_FACES, seed: in
     return to_tensor(faces.pixels[rng.permutation(rows)], config.input.size, config.input.channels, config.normalize)
 
 
+def input_channels(path: Path) -> int:
+    """The channel count of ``path``'s input (emofer's graphs take NHWC: the last dimension)."""
+    import onnx
+
+    return onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+
+
 def stem_convolutions(path: Path) -> list[str]:
-    """The names of ``path``'s full convolutions over one input channel (a grey network's first one)."""
+    """The names of ``path``'s full convolutions over as many channels as its input has (1 grey,
+    3 BGR): the network's first convolution, once per branch of the graph."""
     import onnx
 
     model = onnx.load(str(path))
-    one_channel = {init.name for init in model.graph.initializer if len(init.dims) == 4 and init.dims[1] == 1}
+    channels = input_channels(path)
+    over_input = {init.name for init in model.graph.initializer if len(init.dims) == 4 and init.dims[1] == channels}
     return [node.name for node in model.graph.node
-            if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in one_channel
+            if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in over_input
             and next((a.i for a in node.attribute if a.name == "group"), 1) == 1]
 
 
@@ -106,7 +115,7 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
     """Quantise the model folder ``source`` into ``out``; return the config written there.
 
     ``final=False`` makes a candidate for choosing: PublicTest only, no test split, report or card.
-    ``float_stem`` keeps the first (one-channel) convolution in float (see the module's docstring).
+    ``float_stem`` keeps the first convolution (over the input's channels) in float (see the module's docstring).
     """
     source, out = Path(source), Path(out)
     float_config = ModelConfig.load(source / CONFIG_NAME)
@@ -122,10 +131,11 @@ def quantize(source: str | Path, out: str | Path, name: str | None = None, faces
     }
     keep_float = stem_convolutions(source / MODEL_NAME) if float_stem else []
     if float_stem and not keep_float:
-        raise QuantizeError(f"--float-stem: {source / MODEL_NAME} has no convolution over one input channel "
-                            "(a colour network's first convolution quantises well); leave the flag out")
+        raise QuantizeError(f"--float-stem: {source / MODEL_NAME} has no full convolution over its input's "
+                            "channels; leave the flag out")
     if keep_float:
-        trained_on["quantization"]["method"] += "; the first convolution (one grey channel in) left in float"
+        over = "one grey channel" if float_config.input.channels == 1 else f"{float_config.input.channels} channels"
+        trained_on["quantization"]["method"] += f"; the first convolution ({over} in) left in float"
         trained_on["quantization"]["float_nodes"] = sorted(keep_float)
     draft = folder.derive(out, float_config,
                           lambda path: quantize_graph(source / MODEL_NAME, path, tensor, keep_float=keep_float),
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="model name (default: the float model's name + '-int8')")
     parser.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="Training faces for calibration")
     parser.add_argument("--float-stem", action="store_true",
-                        help="keep the first (one grey channel) convolution in float: faster on CPUs")
+                        help="keep the first convolution (over the input's grey or B, G, R channels) in float: "
+                             "faster on CPUs")
     parser.add_argument("--max-drop", type=float, default=MAX_DROP,
                         help="largest PublicTest accuracy drop kept, as a fraction (default 0.005)")
     folder.add_finish_arguments(parser)

@@ -88,9 +88,14 @@ class Features:
         self.config, self.graph = config, graph
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        out = [self.session.run([self.head.features], {self.input: model_input(pixels[i:i + BATCH], self.config)})[0]
-               for i in range(0, len(pixels), BATCH)]
+        out = [self._batch(pixels[i:i + BATCH]) for i in range(0, len(pixels), BATCH)]
         return np.concatenate(out).reshape(len(pixels), -1)
+
+    def _batch(self, pixels: np.ndarray) -> np.ndarray:
+        """The features of one batch. A graph that runs the faces and their mirrors as one batch
+        (``training.export.with_flip_tta``) gives twice the rows: the faces' own come first."""
+        found = self.session.run([self.head.features], {self.input: model_input(pixels, self.config)})[0]
+        return found[:len(pixels)] if len(found) == 2 * len(pixels) else found
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, weight: np.ndarray, bias: np.ndarray,

@@ -127,3 +127,25 @@ def test_the_card_of_an_adjusted_model_made_from_candidates_gives_the_whole_chai
                          "--out src/emofer/models/wild8v2-balanced-int8")
     about = card._about_graph(default)
     assert "None" not in about and "its test split was not read" in about
+
+
+def test_the_card_of_a_refitted_default_starts_its_chain_at_the_export_and_says_its_epoch():
+    """The 52x52 default was refitted from a candidate export: the card's chain starts with that
+    export (reproducible from the run), and names the epoch; a run exported from last.keras says so."""
+    from emofer.config import ModelConfig
+    from emofer.hub import BUNDLED_ROOT, DEFAULT_MODEL
+    from training import card
+
+    default = ModelConfig.load(BUNDLED_ROOT / DEFAULT_MODEL.split("/")[1] / "config.json")
+    line = card._export_line(default)
+    refit = default.trained_on["head_refit"]
+    source = refit["from"].split("/")[1]
+    assert line.startswith(f"python -m training.export RUN_DIR --name {refit['from']} --out CAND/{source} --candidate "
+                           "--tta-flip`, then `python -m training.refit CAND/")
+    assert card._epochs_line(default.trained_on) == (f"{default.trained_on['epochs']} epochs, best epoch "
+                                                     f"{default.trained_on['best_epoch']} on PublicTest")
+    last = default.with_updates(trained_on={**default.trained_on, "checkpoint": "last.keras"})
+    assert card._export_line(last).startswith("python -m training.export RUN_DIR --checkpoint last.keras --name ")
+    epochs = default.trained_on["epochs"]
+    assert card._epochs_line(last.trained_on).startswith(
+        f"{epochs} epochs; the weights are the last epoch's (`last.keras`, epoch {epochs}")

@@ -122,3 +122,68 @@ class _Evaluation:
 def _no_dataset(*args, **kwargs):
     """PublicTest needs ../shared; the graph's arithmetic does not."""
     return _Evaluation()
+
+
+def _colour_model(out, source: str = "ferplus8-int8", mix=(0.2, 0.5, 0.3)):
+    """A real colour emofer model: a grey repository model behind an input MatMul that mixes B, G, R
+    by ``mix`` (not OpenCV's grey weights, so it answers otherwise than its grey source)."""
+    from dataclasses import replace
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from emofer.config import ModelConfig
+    from training import folder
+
+    source_dir = repo_model(source)
+    graph = onnx.load(str(source_dir / "model.onnx"))
+    grey_input = graph.graph.input[0]
+    colour_input = onnx.ValueInfoProto()
+    colour_input.CopyFrom(grey_input)
+    colour_input.name = "colour_input"
+    colour_input.type.tensor_type.shape.dim[3].dim_value = 3
+    graph.graph.initializer.append(numpy_helper.from_array(np.array(mix, np.float32).reshape(3, 1), "bgr_mix"))
+    graph.graph.node.insert(0, helper.make_node("MatMul", ["colour_input", "bgr_mix"], [grey_input.name]))
+    graph.graph.input.remove(grey_input)
+    graph.graph.input.insert(0, colour_input)
+    config = ModelConfig.load(source_dir / CONFIG_NAME)
+    draft = folder.derive(out, config, lambda path: onnx.save(graph, str(path)), name="emofer/test-colour",
+                          input=replace(config.input, channels=3))
+    draft.config.save(out / CONFIG_NAME)
+    return out
+
+
+def test_a_grey_member_in_a_colour_ensemble_gets_the_face_made_grey_in_the_graph(tmp_path, faces, monkeypatch):
+    """A colour 48x48 model with a grey 48x48 one: the ensemble takes colour, and gives the weighted
+    mean of what each member gives alone (the grey member's face made grey in the graph, on float
+    pixels: within rounding of emofer's own grey image)."""
+    monkeypatch.setattr(evaluate, "evaluate", _no_dataset)
+    colour_dir = _colour_model(tmp_path / "colour")
+    colour = EmotionRecognizer.from_pretrained(colour_dir)
+    assert colour.config.input.channels == 3
+    out = tmp_path / "mixed"
+    config = ensemble.ensemble([colour_dir, repo_model("wild8")], out, "emofer/test-mixed", final=False)
+    assert config.input.channels == 3 and config.input.size == (48, 48)
+    import cv2
+
+    faces48 = [cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA) for face in faces[:2]]
+    faces48.append(np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    got = EmotionRecognizer.from_pretrained(out).classify(faces48, color="bgr")
+    a = colour.classify(faces48, color="bgr")
+    b = EmotionRecognizer.from_pretrained(repo_model("wild8")).classify(faces48, color="bgr")
+    assert np.abs(a - b).max() > 0.05  # two different answers, so a swapped member would show
+    # exactly: the grey member on the float grey image, as the graph computes it
+    import onnxruntime as ort
+
+    from emofer.config import ModelConfig
+    from emofer.preprocess import normalize
+
+    grey_config = ModelConfig.load(repo_model("wild8") / CONFIG_NAME)
+    grey = (np.stack(faces48).astype(np.float32) @ ensemble.GRAY_FROM_BGR)[..., 0]
+    x = normalize(grey, grey_config.normalize)[..., None].astype(np.float32)
+    session = ort.InferenceSession(str(repo_model("wild8") / "model.onnx"), providers=["CPUExecutionProvider"])
+    z = np.log(session.run(None, {session.get_inputs()[0].name: x})[0]) / grey_config.temperature
+    b_float = np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+    np.testing.assert_allclose(got, 0.5 * a + 0.5 * b_float, atol=1e-4)
+    # and near what the grey member says alone on emofer's rounded grey image
+    np.testing.assert_allclose(got, 0.5 * a + 0.5 * b, atol=2e-2)

@@ -260,3 +260,29 @@ def test_quantize_refuses_a_quantized_source_and_too_large_a_drop(exported, quan
     with pytest.raises(quantize.QuantizeError, match="accuracy points on PublicTest"):
         quantize.quantize(folder, tmp_path / "strict", faces=35, max_drop=-1.0, report=tmp_path / "report")
     assert not (tmp_path / "strict").exists()
+
+
+def test_flip_tta_runs_the_network_once_on_the_faces_and_their_mirrors(run_dir, tmp_path):
+    """The mirror goes through the network in the same batch as the face (one pass, not two
+    branches): one Softmax in the graph, and a refit's feature tap still reads the faces' own rows."""
+    import onnx
+
+    from training import refit
+
+    out = tmp_path / "tta1"
+    assert export.main([str(run_dir), "--name", NAME, "--out", str(out), "--tta-flip", "--candidate"]) == 0
+    graph = onnx.load(str(out / "model.onnx")).graph
+    assert sum(node.op_type == "Softmax" for node in graph.node) == 1
+    config = ModelConfig.load(out / "config.json")
+    faces = _strided(data.load("fer2013", "PublicTest", config.labels), 64).pixels[:5]
+    features = refit.Features(out, config)
+    weight, bias = features.weights[features.head.weight], features.weights[features.head.bias]
+    assert features(faces).shape == (5, weight.shape[0])
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    mine = (softmax(features(faces) @ weight + bias) + softmax(features(faces[:, :, ::-1].copy()) @ weight + bias)) / 2
+    served = EmotionRecognizer.from_pretrained(out, detector="none").classify(faces)
+    np.testing.assert_allclose(mine, served, atol=1e-5)

@@ -57,16 +57,16 @@ def tiny_expw(tmp_path_factory) -> Path:
 def test_faces_are_framed_by_yunet_exactly_as_predict_frames_them(tiny_expw):
     policy = load_policies(DEFAULT_POLICIES)["yunet"]
     rec = EmotionRecognizer.from_pretrained()
-    size = rec.config.input.size  # framed at the default model's own input (52x52 today)
-    faces, framing = expw.load_expw(tiny_expw, "Training", FERPLUS8, policy, size)
-    faces_val, _ = expw.load_expw(tiny_expw, "PublicTest", FERPLUS8, policy, size)
+    size, channels = rec.config.input.size, rec.config.input.channels  # framed as the default model takes faces
+    faces, framing = expw.load_expw(tiny_expw, "Training", FERPLUS8, policy, size, channels=channels)
+    faces_val, _ = expw.load_expw(tiny_expw, "PublicTest", FERPLUS8, policy, size, channels=channels)
     assert len(faces) + len(faces_val) == 42
-    assert faces.classes == FERPLUS8 and faces.pixels.shape[1:] == size
+    assert faces.classes == FERPLUS8 and faces.pixels.shape[1:3] == size
     # The runtime's own path on the stored crop: its detector, its crop policy for YuNet, its tensor.
     with zipfile.ZipFile(tiny_expw) as archive:
         crop = cv2.imdecode(np.frombuffer(archive.read("expw-train/crops/a.jpg"), np.uint8), cv2.IMREAD_COLOR)
     box = rec.detect(crop)[0].box
-    want = to_tensor([crop_face(crop, box, policy)], size, 1, rec.config.normalize)
+    want = to_tensor([crop_face(crop, box, policy)], size, channels, rec.config.normalize)
     got_faces = faces if "crops/a.jpg" in faces.names else faces_val
     row = got_faces.names.index("crops/a.jpg")
     np.testing.assert_array_equal(model_input(got_faces.pixels[row:row + 1], rec.config), want)
