@@ -106,3 +106,11 @@ def test_the_inner_tensor_path_equals_the_checked_one():
         assert np.array_equal(checked, preprocess.to_tensor(crops, (48, 48), channels, norm, check_input=False))
     grey = preprocess.to_tensor([cv2.cvtColor(crops[0], cv2.COLOR_BGR2GRAY)], (48, 48), 1, norm)
     assert np.array_equal(grey[0], preprocess.to_tensor(crops[:1], (48, 48), 1, norm)[0])
+
+
+def test_gray_from_bgr_is_the_grey_image_to_gray_makes():
+    """The weights training and the ensembles use to make a grey face are to_gray's own, to rounding."""
+    image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert abs(float(preprocess.GRAY_FROM_BGR.sum()) - 1.0) < 1e-6
+    made = image.astype(np.float32) @ preprocess.GRAY_FROM_BGR
+    np.testing.assert_allclose(made, preprocess.to_gray(image), atol=0.51)

@@ -98,10 +98,7 @@ class FaceSet:
     def with_channels(self, channels: int) -> FaceSet:
         """The same faces as ``channels`` 1 (grey) or 3 (BGR), the way ``to_tensor`` makes them: a
         colour network trains on grey FER faces (their three channels equal) beside colour web faces."""
-        colour = self.pixels.ndim == 4
-        if channels not in (1, 3):
-            raise DatasetError(f"channels must be 1 (grey) or 3 (BGR), got {channels!r}")
-        if colour == (channels == 3):
+        if (self.pixels.ndim == 4) == (check_channels(channels) == 3):
             return self
         if channels == 3:
             pixels = np.repeat(self.pixels[..., None], 3, axis=-1)  # cv2's GRAY2BGR: the grey value thrice
@@ -109,6 +106,13 @@ class FaceSet:
             pixels = np.stack([to_gray(face) for face in self.pixels]) if len(self) else \
                 np.zeros(self.pixels.shape[:3], np.uint8)
         return FaceSet(pixels, self.labels, self.classes, self.split, self.soft, self.names)
+
+
+def check_channels(channels: int) -> int:
+    """``channels`` if it is 1 (grey) or 3 (BGR), the two a face set can hold; else DatasetError."""
+    if channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 (grey) or 3 (BGR), got {channels!r}")
+    return channels
 
 
 def subset(faces: FaceSet, classes: Sequence[str]) -> FaceSet:

@@ -35,6 +35,7 @@ import numpy as np
 
 from emofer.config import CONFIG_NAME, MODEL_NAME, InputSpec, ModelConfig
 from emofer.hub import resolve_model
+from emofer.preprocess import GRAY_FROM_BGR
 from training import folder
 from training.report import command_line
 
@@ -86,15 +87,11 @@ def _shrink_nodes(source: str, target: str, prefix: str, to: InputSpec, frm: Inp
     return nodes, [rows, cols]
 
 
-#: cv2.COLOR_BGR2GRAY's weights of blue, green and red.
-GRAY_FROM_BGR = np.array([[0.114], [0.587], [0.299]], np.float32)
-
-
 def _grey_nodes(source: str, target: str, prefix: str):
     """Nodes and the initializer taking the NHWC BGR input ``source`` to its grey (N, H, W, 1) as ``target``."""
     from onnx import helper, numpy_helper
 
-    weights = numpy_helper.from_array(GRAY_FROM_BGR, f"{prefix}grey_from_bgr")
+    weights = numpy_helper.from_array(GRAY_FROM_BGR.reshape(3, 1), f"{prefix}grey_from_bgr")
     return [helper.make_node("MatMul", [source, weights.name], [target])], [weights]
 
 

@@ -38,7 +38,7 @@ from emofer.boxes import iou_matrix
 from emofer.detect import build_detector
 from emofer.preprocess import CropPolicy, crop_face, resize_face, to_gray
 from emofer.validate import to_bgr
-from training.data import CACHE, DATA_ROOT, DatasetError, FaceSet, _Reader, emotion_names
+from training.data import CACHE, DATA_ROOT, DatasetError, FaceSet, _Reader, check_channels, emotion_names
 
 log = logging.getLogger("emofer.training")
 
@@ -113,8 +113,7 @@ def load_expw(root: str | os.PathLike, split: str, classes: Sequence[str], polic
     (contempt): they get no faces. Returns the faces (``size``; grey, or BGR for ``channels`` 3) and
     how they were framed.
     """
-    if channels not in (1, 3):
-        raise DatasetError(f"channels must be 1 (grey) or 3 (BGR), got {channels!r}")
+    check_channels(channels)
     if split not in PARTS:
         raise DatasetError(f"expw-train has parts {tuple(PARTS)} (train, carved validation); got {split!r}. "
                            "It has no test split: expw-dev is the set to report on, and it is never trained on")

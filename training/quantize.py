@@ -58,20 +58,13 @@ def calibration_tensor(config: ModelConfig, n: int = CALIBRATION_FACES, seed: in
     return to_tensor(faces.pixels[rng.permutation(rows)], config.input.size, config.input.channels, config.normalize)
 
 
-def input_channels(path: Path) -> int:
-    """The channel count of ``path``'s input (emofer's graphs take NHWC: the last dimension)."""
-    import onnx
-
-    return onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[-1].dim_value
-
-
 def stem_convolutions(path: Path) -> list[str]:
     """The names of ``path``'s full convolutions over as many channels as its input has (1 grey,
     3 BGR): the network's first convolution, once per branch of the graph."""
     import onnx
 
     model = onnx.load(str(path))
-    channels = input_channels(path)
+    channels = model.graph.input[0].type.tensor_type.shape.dim[-1].dim_value  # NHWC: the last dimension
     over_input = {init.name for init in model.graph.initializer if len(init.dims) == 4 and init.dims[1] == channels}
     return [node.name for node in model.graph.node
             if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in over_input

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from emofer.config import ModelConfig
-from emofer.preprocess import model_input
+from emofer.preprocess import GRAY_FROM_BGR, model_input
 from training import data, distill, expw, mixing, nets, second_labels
 from training.augment import Augment, Mix
 from training.recipe import Recipe, RecipeError
@@ -159,16 +159,11 @@ def checkpoints(run: Run, state: dict, patience: int) -> list[keras.callbacks.Ca
     return [best, last, ResumedEarlyStopping(state, patience), RunState(run, state, best, last_tmp)]
 
 
-#: cv2.COLOR_BGR2GRAY's weights of blue, green and red: a grey first convolution spread over the
-#: BGR channels with them computes on a colour face what it computed on that face made grey.
-GRAY_FROM_BGR = np.array([0.114, 0.587, 0.299], np.float32)
-
-
 def transfer_weights(checkpoint: Path, model: keras.Model) -> None:
     """Start ``model`` from a trained checkpoint of the same network: every layer is copied,
     the classifier head too when its class count matches (else it starts fresh). A grey network
     starts a colour one: its first convolution's kernel is spread over B, G and R by
-    :data:`GRAY_FROM_BGR`, so the colour network begins as the grey one on every face."""
+    ``emofer.preprocess.GRAY_FROM_BGR``, so the colour network begins as the grey one on every face."""
     source = nets.load(checkpoint)
     if len(source.layers) != len(model.layers):
         raise SystemExit(f"{checkpoint} is not the same network as the recipe's ({len(source.layers)} vs "

@@ -28,6 +28,7 @@ __all__ = [
     "expand_box",
     "crop_face",
     "to_gray",
+    "GRAY_FROM_BGR",
     "resize_face",
     "normalize",
     "to_tensor",
@@ -42,6 +43,10 @@ ENLARGE_INTERPOLATION = cv2.INTER_LINEAR
 #: 32832 x 80 GIF: a 32832 x 32832 crop, 3.2 GB, found by tests/test_fuzz.py) is made from a
 #: shrunken copy instead; the network sees its own input size (48 x 48, 52 x 52, ...) either way.
 MAX_PADDED_CROP_PIXELS = 4096 * 4096
+#: The weights of blue, green and red in the grey image :func:`to_gray` makes (OpenCV's
+#: ``COLOR_BGR2GRAY``; they sum to 1). Training spreads a grey network over B, G, R with them, and
+#: a colour ensemble makes a grey member's face with them.
+GRAY_FROM_BGR = np.array([0.114, 0.587, 0.299], np.float32)
 
 
 @dataclass(frozen=True)

@@ -176,10 +176,10 @@ def test_a_grey_member_in_a_colour_ensemble_gets_the_face_made_grey_in_the_graph
     import onnxruntime as ort
 
     from emofer.config import ModelConfig
-    from emofer.preprocess import normalize
+    from emofer.preprocess import GRAY_FROM_BGR, normalize
 
     grey_config = ModelConfig.load(repo_model("wild8") / CONFIG_NAME)
-    grey = (np.stack(faces48).astype(np.float32) @ ensemble.GRAY_FROM_BGR)[..., 0]
+    grey = np.stack(faces48).astype(np.float32) @ GRAY_FROM_BGR
     x = normalize(grey, grey_config.normalize)[..., None].astype(np.float32)
     session = ort.InferenceSession(str(repo_model("wild8") / "model.onnx"), providers=["CPUExecutionProvider"])
     z = np.log(session.run(None, {session.get_inputs()[0].name: x})[0]) / grey_config.temperature
