@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from benchmarks import wild
@@ -72,3 +73,31 @@ def test_adjust_grid_scores_every_adjustment_and_chooses_by_the_rule(tmp_path, c
     top = grid["ceiling"]  # weights fitted on the scored faces: never below the model as it is
     assert top["unweighted"] == plain[0]["expw_dev"] and top["expw_dev"] >= top["unweighted"]
     assert top["faces_found"] == subset.detector_recall and set(top["recall"]) == set(wild.EMOTIONS)
+
+
+@pytest.mark.data
+def test_web_curve_reads_features_that_give_predicts_own_answers():
+    """benchmarks.web_curve refits a classifier on frozen features: with the model's own classifier,
+    its expw-dev answers (face and mirror averaged) are the ones ``predict`` gives, face by face."""
+    pytest.importorskip("onnx")
+    from benchmarks import web_curve
+    from emofer.config import CONFIG_NAME, ModelConfig
+    from training.refit import Features
+
+    archive = need(DATA / "expw-dev.zip", "expw-dev")
+    folder = repo_model("emofer/ferplus8")  # its graph averages the face and its mirror
+    photos = wild.read_faces(archive, every=60)
+    recognizer = EmotionRecognizer.from_pretrained(str(folder))
+    features = Features(folder, ModelConfig.load(folder / CONFIG_NAME))
+    x, truth = web_curve.dev_features(features, recognizer, photos, archive)
+    assert x.shape[:2] == (len(truth), 2) and len(truth) == math.ceil(729 / 60)
+    said = web_curve.answers(features.weights[features.head.weight], features.weights[features.head.bias], x)
+    found = wild.predict_photos(recognizer, photos, archive)
+    labels = recognizer.labels
+    for row, face in enumerate(f for faces in photos.values() for f in faces):
+        boxes = [f.box for f in found[face.path][0]]
+        best = wild.match(face.box, boxes)
+        assert (best < 0) == bool(np.isnan(x[row, 0, 0]))
+        if best >= 0:
+            assert labels[said[row]] == found[face.path][0][best].emotion
+        assert labels[truth[row]] == face.label

@@ -11,6 +11,11 @@ A recipe's ``web`` block adds expw-train (web faces framed by YuNet, :mod:`train
 - ``val_weight``: the weight of expw-train's carved validation part in ``val_accuracy`` (the
   number best.keras and early stopping follow); the main set's validation split has the rest.
   Both accuracies are also logged per epoch (``val_main_accuracy``, ``val_web_accuracy``).
+- ``keep`` (default 1): the part of expw-train's training faces used, the same part of each
+  emotion, drawn once by a fixed seed, so a smaller ``keep`` takes a subset of a larger one's
+  faces. ``share`` is unchanged, so the kept faces are repeated more: the same number of web
+  samples per epoch from fewer faces (a learning curve over the amount of web data). The
+  carved validation part is always whole.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from training.data import FaceSet
 
 __all__ = ["Web", "combine", "validation"]
 
+KEEP_SEED = 26  # the draw behind ``web.keep``: fixed, so every run with the same keep has the same faces
+
 
 @dataclass(frozen=True)
 class Web:
@@ -32,12 +39,16 @@ class Web:
     share: float = 0.3
     label_smoothing: float = 0.1
     val_weight: float = 0.5
+    keep: float = 1.0
 
     def __post_init__(self) -> None:
-        for name, low, high in (("share", 0.0, 0.95), ("label_smoothing", 0.0, 0.9), ("val_weight", 0.0, 1.0)):
+        for name, low, high in (("share", 0.0, 0.95), ("label_smoothing", 0.0, 0.9), ("val_weight", 0.0, 1.0),
+                                ("keep", 0.0, 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not low <= value <= high:
                 raise ValueError(f"recipe web.{name} must be a number in [{low}, {high}], got {value!r}")
+        if self.keep == 0:
+            raise ValueError("recipe web.keep must be above 0 (the part of expw-train's training faces used), got 0")
 
     @classmethod
     def from_recipe(cls, block: dict[str, Any]) -> Web:
@@ -46,6 +57,19 @@ class Web:
         if unknown:
             raise ValueError(f"recipe web block has unknown keys {unknown}; known: {sorted(known)}")
         return cls(**block)
+
+    def kept(self, web: FaceSet) -> FaceSet:
+        """``web`` with ``keep`` of each emotion's faces (at least one of each), in their order; nested:
+        the faces kept at a smaller ``keep`` are among those kept at a larger one."""
+        if self.keep == 1:
+            return web
+        rng = np.random.default_rng(KEEP_SEED)
+        index = []
+        for label in np.unique(web.labels):
+            rows = np.flatnonzero(web.labels == label)
+            order = rows[rng.permutation(len(rows))]
+            index.append(order[:max(1, round(self.keep * len(rows)))])
+        return web.take(np.sort(np.concatenate(index)))
 
     def repeats(self, n_main: int, n_web: int) -> int:
         """How many times the web set goes into one epoch so that it makes about ``share`` of it."""

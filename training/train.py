@@ -270,10 +270,11 @@ def add_web(block: dict, train_set: data.FaceSet, targets: np.ndarray | None, we
     policy = load_policies(DEFAULT_POLICIES)["yunet"]
     size, channels = config.input.size, config.input.channels
     web_train, framing = expw.load("Training", train_set.classes, policy, size, channels=channels)
+    web_train = options.kept(web_train)
     web_val, val_framing = expw.load("PublicTest", train_set.classes, policy, size, channels=channels)
     log.info("expw-train: %d training faces %s (YuNet framed %d, stored box %d), %d validation faces "
-             "(stored box %d); share %.2f -> %d repeats", len(web_train), web_train.counts(), framing.yunet,
-             framing.fallback, len(web_val), val_framing.fallback, options.share,
+             "(stored box %d); keep %.3g, share %.2f -> %d repeats", len(web_train), web_train.counts(), framing.yunet,
+             framing.fallback, len(web_val), val_framing.fallback, options.keep, options.share,
              options.repeats(len(train_set), len(web_train)))
     base = train_set.targets().astype(np.float32) if targets is None else targets
     mixed, mixed_targets, mixed_weights = mixing.combine(train_set, base, weights, web_train, options,

@@ -147,6 +147,23 @@ def test_validation_weights_make_val_accuracy_the_mean_of_both_parts():
     assert np.isclose((weights * right).sum() / weights.sum(), 0.75)
 
 
+def test_keep_takes_the_same_part_of_each_emotion_nested_and_leaves_the_rest_unchanged():
+    web = _set(np.repeat(np.arange(7), [60, 61, 62, 63, 64, 65, 66]))
+    assert mixing.Web().kept(web) is web
+    half, quarter = mixing.Web(keep=0.5).kept(web), mixing.Web(keep=0.25).kept(web)
+    assert [half.counts()[c] for c in FERPLUS8[:7]] == [round(0.5 * n) for n in (60, 61, 62, 63, 64, 65, 66)]
+    assert set(quarter.names) < set(half.names)  # a smaller keep is a subset of a larger one's faces
+    assert half.names == mixing.Web(keep=0.5).kept(web).names  # the same draw every run
+    by_name = dict(zip(web.names, web.labels))
+    assert all(by_name[n] == label for n, label in zip(half.names, half.labels))
+    # the web part keeps its share of each epoch: fewer faces, repeated more
+    assert mixing.Web(share=0.3, keep=0.5).repeats(1000, len(half)) > mixing.Web(share=0.3).repeats(1000, len(web))
+    with pytest.raises(ValueError, match="web.keep must be above 0"):
+        mixing.Web.from_recipe({"keep": 0})
+    with pytest.raises(ValueError, match="web.keep"):
+        mixing.Web.from_recipe({"keep": 1.5})
+
+
 def test_a_web_block_with_a_typo_or_out_of_range_value_is_refused():
     with pytest.raises(ValueError, match="unknown keys \\['shares'\\]"):
         mixing.Web.from_recipe({"shares": 0.3})
