@@ -156,10 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if not ARCHIVE.exists():
-        parser.error(f"{ARCHIVE} not found: the curve is scored on expw-dev")
     if not 0 < args.web_share <= 1:
         parser.error(f"--web-share must be in (0, 1], got {args.web_share}")
+    if not all(0 < k <= 1 for k in args.keep):
+        parser.error(f"--keep takes parts of expw-train's faces in (0, 1], got {args.keep}")
+    if args.draws < 1:
+        parser.error(f"--draws must be 1 or more, got {args.draws}")
+    out = args.out.resolve() if args.out else None
+    if out and (out == ARCHIVE.resolve() or out.is_relative_to(args.model.resolve())):
+        parser.error(f"--out {args.out} is an input (the model folder or expw-dev); write the figures elsewhere")
+    if not ARCHIVE.exists():
+        parser.error(f"{ARCHIVE} not found: the curve is scored on expw-dev")
     result = curve(args.model, tuple(args.keep), args.draws, args.web_share)
     result["command"] = "python -m benchmarks.web_curve " + " ".join(sys.argv[1:] if argv is None else argv)
     text = json.dumps(result, indent=2) + "\n"

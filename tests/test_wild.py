@@ -101,3 +101,16 @@ def test_web_curve_reads_features_that_give_predicts_own_answers():
         if best >= 0:
             assert labels[said[row]] == found[face.path][0][best].emotion
         assert labels[truth[row]] == face.label
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--keep", "0"], "--keep takes parts"), (["--keep", "0.5", "1.5"], "--keep takes parts"),
+    (["--draws", "0"], "--draws must be 1 or more"), (["--web-share", "0"], "--web-share must be in"),
+    (["--out", str(wild.ROOT / "models" / "ferplus8" / "config.json")], "is an input"),
+])
+def test_web_curve_refuses_a_wrong_argument_before_reading_anything(argv, message, capsys):
+    from benchmarks import web_curve
+
+    with pytest.raises(SystemExit) as exit_:
+        web_curve.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
