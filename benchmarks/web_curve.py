@@ -32,8 +32,8 @@ from emofer.config import CONFIG_NAME, ModelConfig
 from emofer.io import load_image
 from emofer.preprocess import crop_face, to_tensor
 from training import data, expw
-from training.mixing import Web
-from training.refit import Features, fit_head
+from training.mixing import KEEP_SEED, Web, draw_rows
+from training.refit import Features, fit_head, training_features
 
 log = logging.getLogger("emofer.benchmarks")
 
@@ -88,29 +88,16 @@ def scores(weight: np.ndarray, bias: np.ndarray, x_dev: np.ndarray, y_dev: np.nd
 
 def draw(web: data.FaceSet, keep: float, seed: int) -> np.ndarray:
     """Rows of ``web`` kept: draw 0 is ``web.keep``'s own; the others are each emotion's part at random."""
-    if seed == 0:
-        names = set(Web(keep=keep).kept(web).names)
-        return np.array([i for i, n in enumerate(web.names) if n in names])
-    rng = np.random.default_rng(1000 + seed)
-    index = []
-    for label in np.unique(web.labels):
-        rows = np.flatnonzero(web.labels == label)
-        index.append(rng.permutation(rows)[:max(1, round(keep * len(rows)))])
-    return np.sort(np.concatenate(index))
+    return draw_rows(web.labels, keep, KEEP_SEED if seed == 0 else 1000 + seed)
 
 
 def curve(model: Path = MODEL, keeps: tuple[float, ...] = KEEPS, draws: int = 5, web_share: float = WEB_SHARE) -> dict:
     """The refitted heads' scores at each ``keep`` (mean, spread and each draw), and the model's own."""
     config = ModelConfig.load(model / CONFIG_NAME)
-    features = Features(model, config)
+    features, main, x_main, web, x_web, framing = training_features(model, config, "ferplus", None)
     recognizer = EmotionRecognizer.from_pretrained(str(model))
-    main = data.load("ferplus", "Training", config.labels, soft=True)
     valid = data.load("ferplus", "PublicTest", config.labels)
-    web, framing = expw.load("Training", config.labels, config.crop_for("yunet"), config.input.size)
-    x_main = features(main.pixels)
     x_valid = np.stack([features(valid.pixels), features(valid.pixels[:, :, ::-1].copy())], axis=1)
-    x_web = features(web.pixels)
-    x_mirror = features(web.pixels[:, :, ::-1].copy())
     x_dev, y_dev = dev_features(features, recognizer, read_faces())
     weight0, bias0 = features.weights[features.head.weight], features.weights[features.head.bias]
     present = np.array([label in expw.EXPW_CLASSES for label in config.labels])
@@ -123,7 +110,7 @@ def curve(model: Path = MODEL, keeps: tuple[float, ...] = KEEPS, draws: int = 5,
         for seed in range(1 if keep == 1 else draws):
             rows = draw(web, keep, seed)
             kept = web.take(rows)
-            x_kept = np.concatenate([x_web[rows], x_mirror[rows]])
+            x_kept = np.concatenate([x_web[rows], x_web[len(web) + rows]])  # the faces, then their mirrors
             y_web = np.concatenate([options.targets(kept, present)] * 2)
             x, y = np.concatenate([x_main, x_kept]), np.concatenate([main.targets().astype(np.float32), y_web])
             weights = np.concatenate([np.full(len(x_main), (1 - web_share) / len(x_main)),

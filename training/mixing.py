@@ -27,7 +27,7 @@ import numpy as np
 
 from training.data import FaceSet
 
-__all__ = ["Web", "combine", "validation"]
+__all__ = ["Web", "combine", "draw_rows", "validation"]
 
 KEEP_SEED = 26  # the draw behind ``web.keep``: fixed, so every run with the same keep has the same faces
 
@@ -61,15 +61,7 @@ class Web:
     def kept(self, web: FaceSet) -> FaceSet:
         """``web`` with ``keep`` of each emotion's faces (at least one of each), in their order; nested:
         the faces kept at a smaller ``keep`` are among those kept at a larger one."""
-        if self.keep == 1:
-            return web
-        rng = np.random.default_rng(KEEP_SEED)
-        index = []
-        for label in np.unique(web.labels):
-            rows = np.flatnonzero(web.labels == label)
-            order = rows[rng.permutation(len(rows))]
-            index.append(order[:max(1, round(self.keep * len(rows)))])
-        return web.take(np.sort(np.concatenate(index)))
+        return web if self.keep == 1 else web.take(draw_rows(web.labels, self.keep, KEEP_SEED))
 
     def repeats(self, n_main: int, n_web: int) -> int:
         """How many times the web set goes into one epoch so that it makes about ``share`` of it."""
@@ -83,6 +75,17 @@ class Web:
         one_hot = np.eye(k, dtype=np.float32)[web.labels]
         spread = present.astype(np.float32) / present.sum()
         return (1.0 - self.label_smoothing) * one_hot + self.label_smoothing * spread[None, :]
+
+
+def draw_rows(labels: np.ndarray, keep: float, seed: int) -> np.ndarray:
+    """Sorted rows holding ``keep`` of each label's rows (at least one of each), drawn by ``seed``.
+    A smaller ``keep`` with the same seed takes the first rows of the same draw: a subset."""
+    rng = np.random.default_rng(seed)
+    index = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        index.append(rows[rng.permutation(len(rows))][:max(1, round(keep * len(rows)))])
+    return np.sort(np.concatenate(index))
 
 
 def combine(main: FaceSet, main_targets: np.ndarray, main_weights: np.ndarray | None, web: FaceSet,

@@ -112,7 +112,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, weight: np
     return new_weight.astype(np.float32), new_bias.astype(np.float32)
 
 
-def _features(model_dir: Path, source: ModelConfig, dataset: str, data_root: str | Path | None,
+def training_features(model_dir: Path, source: ModelConfig, dataset: str, data_root: str | Path | None,
               cache: dict[tuple, tuple] | None = None) -> tuple:
     """The graph's features of the main and web training faces; ``cache`` (the caller's) keeps them, so
     refits at several shares of one model compute them once."""
@@ -147,7 +147,7 @@ def refit(model: str | Path, out: str | Path, name: str, web_share: float = 0.5,
     if source.trained_on.get("quantization") or source.trained_on.get("logit_adjustment"):
         raise RefitError(f"{source.name} is quantised or adjusted; refit the float model it came from")
     dataset = dataset_of(source)
-    features, main, x_main, web, x_web, framing = _features(model_dir, source, dataset, data_root, cache)
+    features, main, x_main, web, x_web, framing = training_features(model_dir, source, dataset, data_root, cache)
     present = np.array([label in expw.EXPW_CLASSES for label in source.labels])
     y_web = np.concatenate([options.targets(web, present)] * 2)
     x, y = np.concatenate([x_main, x_web]), np.concatenate([main.targets().astype(np.float32), y_web])
